@@ -1,0 +1,1 @@
+//! tessera-ec (skeleton)
