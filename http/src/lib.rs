@@ -16,6 +16,7 @@
 //!
 //! It does not store anything, choose sites or run tasks: that is `tessera-core`.
 
+pub mod codec;
 pub mod error;
 
 pub use error::{S3Error, S3ErrorCode};
