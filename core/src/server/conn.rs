@@ -149,7 +149,7 @@ pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
                     _ => S3ErrorCode::BadRequest,
                 };
                 let mut response =
-                    Response::error(&S3Error::new(code, format!("{error:?}")), &request_id);
+                    Response::error(&S3Error::new(code, error.message()), &request_id);
                 response.head.status = error.status();
                 response.close = true;
                 let _ = write_response(ctx, &mut conn, response, &request_id, false).await;

@@ -52,6 +52,21 @@ pub enum HeadError {
 }
 
 impl HeadError {
+    /// A sentence for the error message sent to the client.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        match self {
+            HeadError::Malformed => "The request is not a well-formed HTTP/1.1 request",
+            HeadError::TooLarge => "The request head is larger than allowed",
+            HeadError::TooManyHeaders => "The request has more header lines than allowed",
+            HeadError::UriTooLong => "The request URI is longer than allowed",
+            HeadError::NotUtf8 => "The request head is not valid UTF-8",
+            HeadError::BadFraming => "The request body framing is ambiguous or invalid",
+            HeadError::UnsupportedTransferEncoding => "Only the chunked transfer coding is supported",
+            HeadError::UnsupportedVersion => "Only HTTP/1.1 is supported",
+        }
+    }
+
     /// The HTTP status this error answers with.
     #[must_use]
     pub fn status(self) -> u16 {
@@ -169,7 +184,14 @@ pub fn parse_head(
             return Ok(None);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(HeadError::UnsupportedVersion),
+        Err(httparse::Error::Version) => {
+            // httparse says "Version" for any request line whose third token is not HTTP/1.x;
+            // only a real HTTP version deserves 505, anything else is just malformed.
+            let line_end = window.iter().position(|&b| b == b'\n').unwrap_or(window.len());
+            let line = &window[..line_end];
+            let speaks_http = line.windows(6).any(|w| w == b" HTTP/");
+            return Err(if speaks_http { HeadError::UnsupportedVersion } else { HeadError::Malformed });
+        }
         Err(_) => return Err(HeadError::Malformed),
     };
     // httparse guarantees these are set on Complete.
@@ -318,6 +340,7 @@ mod tests {
             (b"GET / HTTP/1.0\r\n\r\n", HeadError::UnsupportedVersion),
             (b"GET / HTTP/2.0\r\n\r\n", HeadError::UnsupportedVersion),
             (b"G@T / HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"NOT HTTP AT ALL\r\n\r\n", HeadError::Malformed),
             (b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n", HeadError::NotUtf8),
         ];
         for (raw, expected) in cases {
