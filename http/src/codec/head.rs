@@ -62,7 +62,9 @@ impl HeadError {
             HeadError::UriTooLong => "The request URI is longer than allowed",
             HeadError::NotUtf8 => "The request head is not valid UTF-8",
             HeadError::BadFraming => "The request body framing is ambiguous or invalid",
-            HeadError::UnsupportedTransferEncoding => "Only the chunked transfer coding is supported",
+            HeadError::UnsupportedTransferEncoding => {
+                "Only the chunked transfer coding is supported"
+            }
             HeadError::UnsupportedVersion => "Only HTTP/1.1 is supported",
         }
     }
@@ -172,28 +174,38 @@ pub fn parse_head(
     head: &mut RequestHead,
 ) -> Result<Option<usize>, HeadError> {
     assert!(limits.header_count_max <= HEADER_COUNT_CAP);
-    let mut scratch = [httparse::EMPTY_HEADER; HEADER_COUNT_CAP];
-    let mut request = httparse::Request::new(&mut scratch[..limits.header_count_max]);
+    // Uninitialised scratch: zeroing 256 headers (8 KiB) would cost more than the parse.
+    let mut scratch =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_COUNT_CAP];
+    let mut request = httparse::Request::new(&mut []);
     let window = &input[..input.len().min(limits.header_bytes_max)];
-    let len = match request.parse(window) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            if window.len() >= limits.header_bytes_max {
-                return Err(HeadError::TooLarge);
+    let len =
+        match request.parse_with_uninit_headers(window, &mut scratch[..limits.header_count_max]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if window.len() >= limits.header_bytes_max {
+                    return Err(HeadError::TooLarge);
+                }
+                return Ok(None);
             }
-            return Ok(None);
-        }
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(httparse::Error::Version) => {
-            // httparse says "Version" for any request line whose third token is not HTTP/1.x;
-            // only a real HTTP version deserves 505, anything else is just malformed.
-            let line_end = window.iter().position(|&b| b == b'\n').unwrap_or(window.len());
-            let line = &window[..line_end];
-            let speaks_http = line.windows(6).any(|w| w == b" HTTP/");
-            return Err(if speaks_http { HeadError::UnsupportedVersion } else { HeadError::Malformed });
-        }
-        Err(_) => return Err(HeadError::Malformed),
-    };
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+            Err(httparse::Error::Version) => {
+                // httparse says "Version" for any request line whose third token is not HTTP/1.x;
+                // only a real HTTP version deserves 505, anything else is just malformed.
+                let line_end = window
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(window.len());
+                let line = &window[..line_end];
+                let speaks_http = line.windows(6).any(|w| w == b" HTTP/");
+                return Err(if speaks_http {
+                    HeadError::UnsupportedVersion
+                } else {
+                    HeadError::Malformed
+                });
+            }
+            Err(_) => return Err(HeadError::Malformed),
+        };
     // httparse guarantees these are set on Complete.
     let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
     else {
@@ -213,6 +225,17 @@ pub fn parse_head(
     let offset_of = |s: &[u8]| s.as_ptr() as usize - base;
     head.method = offset_of(method.as_bytes())..offset_of(method.as_bytes()) + method.len();
     head.target = offset_of(path.as_bytes())..offset_of(path.as_bytes()) + path.len();
+    // Absolute-form targets (`http://host/path`, sent through proxies; RFC 9112 §3.2.2 says
+    // servers must accept them): keep only the path; the Host header names the authority.
+    if let Some(rest) = path
+        .strip_prefix("http://")
+        .or_else(|| path.strip_prefix("https://"))
+    {
+        let slash = rest.find('/').ok_or(HeadError::Malformed)?;
+        head.target.start += path.len() - rest.len() + slash;
+    } else if !path.starts_with('/') && !(path == "*" && method == "OPTIONS") {
+        return Err(HeadError::Malformed);
+    }
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
@@ -388,6 +411,26 @@ mod tests {
         assert_eq!(
             parse_head(uri, &limits, &mut head),
             Err(HeadError::UriTooLong)
+        );
+    }
+
+    /// Absolute-form targets keep only their path; other forms that are not origin-form are
+    /// malformed.
+    #[test]
+    fn absolute_form() {
+        let (_, head) = parse(
+            b"GET http://bkt.s3.local:9000/key?x=1 HTTP/1.1\r\nHost: bkt.s3.local:9000\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.target(), "/key?x=1");
+        assert_eq!(
+            parse(b"GET http://host HTTP/1.1\r\n\r\n").map(|r| r.map(|x| x.0)),
+            Err(HeadError::Malformed)
+        );
+        assert_eq!(
+            parse(b"GET key HTTP/1.1\r\n\r\n").map(|r| r.map(|x| x.0)),
+            Err(HeadError::Malformed)
         );
     }
 
