@@ -17,5 +17,7 @@
 //! It does not store anything, choose sites or run tasks: that is `tessera-core`.
 
 pub mod error;
+pub mod s3;
+pub mod xml;
 
 pub use error::{S3Error, S3ErrorCode};
