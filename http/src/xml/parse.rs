@@ -498,4 +498,200 @@ mod tests {
             S3ErrorCode::MalformedXML
         );
     }
+
+    /// Every response writer produces a well-formed document, read back by this reader, even
+    /// with hostile text in every field (markup characters, control bytes, quotes).
+    #[test]
+    fn writers_produce_well_formed_xml() {
+        use crate::xml::write::*;
+        use crate::xml::Timestamp;
+        let nasty = "<a&b>\"'\u{1}\u{0}\r\n]]>&amp;é";
+        let owner = Owner {
+            id: nasty.into(),
+            display_name: nasty.into(),
+        };
+        let checksums = Checksums {
+            crc32: Some(nasty.into()),
+            ..Checksums::default()
+        };
+        let t = Timestamp::from_unix_ms(0);
+        let objects = [ObjectInfo {
+            key: nasty.into(),
+            last_modified: t,
+            etag: nasty.into(),
+            size: 1,
+            owner: Some(owner.clone()),
+            checksum_algorithm: Some("CRC32"),
+        }];
+        let prefixes = [nasty.to_owned()];
+        let parts = [PartInfo {
+            part_number: 1,
+            last_modified: t,
+            etag: nasty.into(),
+            size: 1,
+            checksums: checksums.clone(),
+        }];
+        let uploads = [UploadInfo {
+            key: nasty.into(),
+            upload_id: nasty.into(),
+            initiated: t,
+            owner: owner.clone(),
+        }];
+        let deleted = [DeletedObject {
+            key: nasty.into(),
+            version_id: Some(nasty.into()),
+        }];
+        let errors = [DeleteError {
+            key: nasty.into(),
+            version_id: None,
+            code: S3ErrorCode::InternalError,
+            message: nasty.into(),
+        }];
+        let buckets = [BucketInfo {
+            name: nasty.into(),
+            creation_date: t,
+        }];
+        let mut docs: Vec<(&str, String)> = vec![
+            (
+                "ListAllMyBucketsResult",
+                ListAllMyBucketsResult {
+                    owner: &owner,
+                    buckets: &buckets,
+                }
+                .to_xml(),
+            ),
+            (
+                "LocationConstraint",
+                LocationConstraint { region: nasty }.to_xml(),
+            ),
+            ("VersioningConfiguration", VersioningConfiguration.to_xml()),
+            (
+                "AccessControlPolicy",
+                AccessControlPolicy { owner: &owner }.to_xml(),
+            ),
+            (
+                "InitiateMultipartUploadResult",
+                InitiateMultipartUploadResult {
+                    bucket: nasty,
+                    key: nasty,
+                    upload_id: nasty,
+                }
+                .to_xml(),
+            ),
+            (
+                "CompleteMultipartUploadResult",
+                CompleteMultipartUploadResult {
+                    location: nasty,
+                    bucket: nasty,
+                    key: nasty,
+                    etag: nasty,
+                    checksums: &checksums,
+                    checksum_type: Some(nasty),
+                }
+                .to_xml(),
+            ),
+            (
+                "CopyObjectResult",
+                CopyObjectResult {
+                    etag: nasty,
+                    last_modified: t,
+                    checksums: &checksums,
+                }
+                .to_xml(),
+            ),
+            (
+                "CopyPartResult",
+                CopyPartResult {
+                    etag: nasty,
+                    last_modified: t,
+                    checksums: &checksums,
+                }
+                .to_xml(),
+            ),
+            (
+                "DeleteResult",
+                DeleteResult {
+                    quiet: false,
+                    deleted: &deleted,
+                    errors: &errors,
+                }
+                .to_xml(),
+            ),
+            (
+                "ListPartsResult",
+                ListPartsResult {
+                    bucket: nasty,
+                    key: nasty,
+                    upload_id: nasty,
+                    owner: &owner,
+                    part_number_marker: 0,
+                    next_part_number_marker: 1,
+                    max_parts: 1,
+                    is_truncated: false,
+                    checksum_algorithm: Some(nasty),
+                    parts: &parts,
+                }
+                .to_xml(),
+            ),
+        ];
+        for url in [false, true] {
+            docs.push((
+                "ListBucketResult",
+                ListObjectsResult {
+                    bucket: nasty,
+                    prefix: nasty,
+                    marker: nasty,
+                    delimiter: Some(nasty),
+                    max_keys: 1,
+                    encoding_url: url,
+                    is_truncated: true,
+                    next_marker: Some(nasty),
+                    contents: &objects,
+                    common_prefixes: &prefixes,
+                }
+                .to_xml(),
+            ));
+            docs.push((
+                "ListBucketResult",
+                ListObjectsV2Result {
+                    bucket: nasty,
+                    prefix: nasty,
+                    delimiter: Some(nasty),
+                    max_keys: 1,
+                    encoding_url: url,
+                    continuation_token: Some(nasty),
+                    start_after: Some(nasty),
+                    fetch_owner: true,
+                    is_truncated: true,
+                    next_continuation_token: Some(nasty),
+                    contents: &objects,
+                    common_prefixes: &prefixes,
+                }
+                .to_xml(),
+            ));
+            docs.push((
+                "ListMultipartUploadsResult",
+                ListMultipartUploadsResult {
+                    bucket: nasty,
+                    key_marker: nasty,
+                    upload_id_marker: nasty,
+                    next_key_marker: Some(nasty),
+                    next_upload_id_marker: Some(nasty),
+                    prefix: nasty,
+                    delimiter: Some(nasty),
+                    max_uploads: 1,
+                    encoding_url: url,
+                    is_truncated: false,
+                    uploads: &uploads,
+                    common_prefixes: &prefixes,
+                }
+                .to_xml(),
+            ));
+        }
+        for (root, xml) in docs {
+            let parsed =
+                parse_document(xml.as_bytes()).unwrap_or_else(|e| panic!("{root}: {e} in {xml}"));
+            assert_eq!(parsed.name, root);
+        }
+    }
 }
