@@ -18,5 +18,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod s3;
+pub mod xml;
 
 pub use error::{S3Error, S3ErrorCode};
