@@ -23,7 +23,7 @@ use tessera_http::S3ErrorCode;
 const AK: &str = "AKIAIOSFODNN7EXAMPLE";
 const SK: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const CREDS: &[(&str, &str)] = &[(AK, SK)];
-/// 20130524T000000Z, the time of every SigV4 example.
+/// `20130524T000000Z`, the time of every `SigV4` example.
 const T2013: i64 = 1_369_353_600;
 const HOST: &str = "examplebucket.s3.amazonaws.com";
 
@@ -250,7 +250,7 @@ const CHUNKED_SIGNED_HEADERS: &str = "content-encoding;content-length;host;x-amz
 fn chunked_body(signatures: [&str; 3], tail: &str) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(format!("10000;chunk-signature={}\r\n", signatures[0]).as_bytes());
-    body.extend_from_slice(&[b'a'; 65_536]);
+    body.extend_from_slice(&vec![b'a'; 65_536]);
     body.extend_from_slice(format!("\r\n400;chunk-signature={}\r\n", signatures[1]).as_bytes());
     body.extend_from_slice(&[b'a'; 1024]);
     body.extend_from_slice(format!("\r\n0;chunk-signature={}\r\n", signatures[2]).as_bytes());
@@ -351,7 +351,7 @@ fn aws_doc_sigv4_streaming_put_object() {
     assert!(signed.authorization.ends_with(seed));
     let mut chain = signed.chain;
     assert_eq!(
-        chain.sign_chunk(&[b'a'; 65_536]),
+        chain.sign_chunk(&vec![b'a'; 65_536]),
         format!("10000;chunk-signature={}\r\n", chunk_sigs[0])
     );
     assert_eq!(
@@ -436,14 +436,14 @@ fn aws_doc_sigv4_streaming_trailers_put_object() {
         assert_eq!(digest.checksum, Some(trailer));
     }
     assert_eq!(
-        ChecksumHasher::digest(ChecksumAlgorithm::Crc32c, &[b'a'; 66_560]).to_base64(),
+        ChecksumHasher::digest(ChecksumAlgorithm::Crc32c, &vec![b'a'; 66_560]).to_base64(),
         "sOO8/Q=="
     );
 
     // The same chain signs the same stream.
     let mut signing = chain;
     assert_eq!(
-        signing.sign_chunk(&[b'a'; 65_536]),
+        signing.sign_chunk(&vec![b'a'; 65_536]),
         format!("10000;chunk-signature={}\r\n", chunk_sigs[0])
     );
     assert_eq!(
