@@ -201,11 +201,13 @@ fn unsigned_amz_header_is_refused() {
     assert_eq!(err.s3_error().code, S3ErrorCode::AccessDenied);
 }
 
+/// A payload declaration and a test of the mode it must yield.
+type Expectation = (&'static str, fn(&PayloadMode) -> bool);
+
 /// Each payload declaration yields its mode; an unknown one is `InvalidArgument`.
 #[test]
 fn payload_modes() {
     let extra = [("x-amz-decoded-content-length", "5")];
-    type Expectation = (&'static str, fn(&PayloadMode) -> bool);
     let cases: [Expectation; 5] = [
         (EMPTY_SHA256_HEX, |m| matches!(m, PayloadMode::Sha256(_))),
         ("UNSIGNED-PAYLOAD", |m| matches!(m, PayloadMode::Unsigned)),
