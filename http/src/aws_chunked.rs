@@ -199,12 +199,13 @@ impl ChunkedDecoder {
 
     /// Declares the end of input. Fine once done; otherwise the body is incomplete, except
     /// that a trailer section missing only its final empty line is accepted (some clients end
-    /// the body right after the trailer signature).
+    /// the body right after the trailer signature): it is then checked as if the empty line
+    /// had arrived.
     pub fn finish(&mut self) -> Result<(), AuthError> {
         match &self.state {
             State::Done => Ok(()),
             State::Failed(err) => Err(err.clone()),
-            State::Trailers if self.line_len == 0 && self.trailer_lines > 0 => {
+            State::Trailers if self.line_len == 0 && self.trailers_complete() => {
                 let result = self.end_of_trailers();
                 if let Err(err) = &result {
                     self.state = State::Failed(err.clone());
@@ -215,6 +216,16 @@ impl ChunkedDecoder {
                 self.state = State::Failed(AuthError::IncompleteBody);
                 Err(AuthError::IncompleteBody)
             }
+        }
+    }
+
+    /// Whether the trailer lines read so far can end the body: the signature line in signed
+    /// mode (nothing may follow it), at least one trailer in unsigned mode.
+    fn trailers_complete(&self) -> bool {
+        if self.chain.is_some() {
+            self.trailer_signature.is_some()
+        } else {
+            self.trailer_lines > 0
         }
     }
 
