@@ -468,3 +468,194 @@ impl BodyVerifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::S3ErrorCode;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Each algorithm gives its published check value for `123456789` (CRCs, from the CRC
+    /// catalogue) or `abc` (SHA, FIPS 180), and streaming in pieces equals one call.
+    #[test]
+    fn published_check_values() {
+        let cases = [
+            (ChecksumAlgorithm::Crc32, &b"123456789"[..], "cbf43926"),
+            (ChecksumAlgorithm::Crc32c, b"123456789", "e3069283"),
+            (
+                ChecksumAlgorithm::Crc64Nvme,
+                b"123456789",
+                "ae8b14860a799888",
+            ),
+            (
+                ChecksumAlgorithm::Sha1,
+                b"abc",
+                "a9993e364706816aba3e25717850c26c9cd0d89d",
+            ),
+            (
+                ChecksumAlgorithm::Sha256,
+                b"abc",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+        ];
+        for (algorithm, input, expected) in cases {
+            let value = ChecksumHasher::digest(algorithm, input);
+            assert_eq!(hex(value.as_bytes()), expected, "{algorithm:?}");
+            let mut streamed = ChecksumHasher::new(algorithm);
+            for byte in input {
+                streamed.update(&[*byte]);
+            }
+            assert_eq!(streamed.finalize(), value);
+            let round = ChecksumValue::parse_base64(algorithm, &value.to_base64()).unwrap();
+            assert_eq!(round, value);
+        }
+    }
+
+    /// Base64 values of the wrong length or not base64 at all are refused as
+    /// `InvalidRequest`.
+    #[test]
+    fn malformed_values_refused() {
+        for bad in ["", "AAAA", "AAAAAAAAAAA=", "!!!!!!==", &"A".repeat(100)] {
+            let err = ChecksumValue::parse_base64(ChecksumAlgorithm::Crc32, bad).unwrap_err();
+            assert_eq!(err.s3_error().code, S3ErrorCode::InvalidRequest, "{bad}");
+        }
+    }
+
+    /// Header parsing: names in any case, one checksum at most, `x-amz-checksum-type` is not
+    /// a value, `Content-MD5` must be base64 of 16 bytes, the SDK algorithm must agree.
+    #[test]
+    fn integrity_headers_parse() {
+        let crc = ChecksumHasher::digest(ChecksumAlgorithm::Crc32, b"x").to_base64();
+        let parsed = IntegrityHeaders::parse(&[
+            ("X-Amz-Checksum-CRC32", crc.as_str()),
+            ("x-amz-checksum-type", "FULL_OBJECT"),
+            ("x-amz-sdk-checksum-algorithm", "crc32"),
+            ("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+        ])
+        .unwrap();
+        assert_eq!(
+            parsed.checksum.unwrap().algorithm(),
+            ChecksumAlgorithm::Crc32
+        );
+        assert_eq!(
+            hex(&parsed.content_md5.unwrap()),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
+
+        let two = IntegrityHeaders::parse(&[
+            ("x-amz-checksum-crc32", crc.as_str()),
+            ("x-amz-checksum-crc32c", crc.as_str()),
+        ]);
+        assert!(matches!(two, Err(AuthError::InvalidChecksum(_))));
+        let disagree = IntegrityHeaders::parse(&[
+            ("x-amz-checksum-crc32", crc.as_str()),
+            ("x-amz-sdk-checksum-algorithm", "SHA256"),
+        ]);
+        assert!(matches!(disagree, Err(AuthError::InvalidChecksum(_))));
+        for bad_md5 in [
+            "nope",
+            "1B2M2Y8AsgTpgAmY7PhCfg",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            let err = IntegrityHeaders::parse(&[("content-md5", bad_md5)]).unwrap_err();
+            assert_eq!(err.s3_error().code, S3ErrorCode::InvalidDigest, "{bad_md5}");
+        }
+        let trailer = IntegrityHeaders::parse(&[("x-amz-trailer", "x-amz-checksum-sha1")]);
+        assert_eq!(trailer.unwrap().trailer, Some(ChecksumAlgorithm::Sha1));
+        let unknown = IntegrityHeaders::parse(&[("x-amz-trailer", "x-amz-checksum-md4")]);
+        assert!(matches!(unknown, Err(AuthError::InvalidChecksum(_))));
+    }
+
+    /// `Content-MD5` is checked against the MD5 the verifier returns as the ETag: a match
+    /// returns it, a mismatch is `BadDigest`.
+    #[test]
+    fn content_md5_checked_and_returned() {
+        let md5_of_abc = "kAFQmDzST7DWlj99KOF/cg==";
+        let integrity = IntegrityHeaders::parse(&[("Content-MD5", md5_of_abc)]).unwrap();
+        let mut ok = BodyVerifier::new(&PayloadMode::Unsigned, &integrity, false).unwrap();
+        ok.update(b"ab");
+        ok.update(b"c");
+        let digest = ok.finish(None).unwrap();
+        assert_eq!(
+            hex(&digest.md5.unwrap()),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+
+        let mut bad = BodyVerifier::new(&PayloadMode::Unsigned, &integrity, false).unwrap();
+        bad.update(b"abd");
+        let err = bad.finish(None).unwrap_err();
+        assert_eq!(err, AuthError::ContentMd5Mismatch);
+        assert_eq!(err.s3_error().code, S3ErrorCode::BadDigest);
+    }
+
+    /// Only what is needed is computed: no MD5 unless asked or checked, and one SHA-256
+    /// serves both a literal `x-amz-content-sha256` and a SHA-256 checksum; each claim is still
+    /// compared on its own.
+    #[test]
+    fn hashes_only_what_is_needed() {
+        let none =
+            BodyVerifier::new(&PayloadMode::Unsigned, &IntegrityHeaders::default(), false).unwrap();
+        assert!(none.md5.is_none() && none.sha256.is_none() && none.checksum.is_none());
+        assert_eq!(none.finish(None).unwrap().md5, None);
+
+        let body = b"payload";
+        let sha: [u8; 32] = Sha256::digest(body).into();
+        let sha_b64 = ChecksumHasher::digest(ChecksumAlgorithm::Sha256, body).to_base64();
+        let integrity =
+            IntegrityHeaders::parse(&[("x-amz-checksum-sha256", sha_b64.as_str())]).unwrap();
+        let both = BodyVerifier::new(&PayloadMode::Sha256(sha), &integrity, true).unwrap();
+        assert!(both.sha256.is_some() && both.checksum.is_none());
+        let mut both = both;
+        both.update(body);
+        let digest = both.finish(None).unwrap();
+        assert_eq!(digest.checksum.unwrap().to_base64(), sha_b64);
+
+        let mut wrong_literal =
+            BodyVerifier::new(&PayloadMode::Sha256([0; 32]), &integrity, true).unwrap();
+        wrong_literal.update(body);
+        assert_eq!(
+            wrong_literal.finish(None).unwrap_err(),
+            AuthError::ContentSha256Mismatch
+        );
+
+        let other = ChecksumHasher::digest(ChecksumAlgorithm::Sha256, b"other").to_base64();
+        let integrity =
+            IntegrityHeaders::parse(&[("x-amz-checksum-sha256", other.as_str())]).unwrap();
+        let mut wrong_checksum =
+            BodyVerifier::new(&PayloadMode::Sha256(sha), &integrity, true).unwrap();
+        wrong_checksum.update(body);
+        assert_eq!(
+            wrong_checksum.finish(None).unwrap_err(),
+            AuthError::ChecksumMismatch
+        );
+    }
+
+    /// A trailer needs a trailer payload mode; an announced trailer must arrive; an
+    /// unannounced one is refused.
+    #[test]
+    fn trailer_consistency() {
+        let integrity =
+            IntegrityHeaders::parse(&[("x-amz-trailer", "x-amz-checksum-crc32")]).unwrap();
+        let err = BodyVerifier::new(&PayloadMode::Unsigned, &integrity, true).unwrap_err();
+        assert!(matches!(err, AuthError::InvalidChecksum(_)));
+
+        let mode = PayloadMode::StreamingUnsignedTrailer {
+            decoded_content_length: 0,
+        };
+        let verifier = BodyVerifier::new(&mode, &integrity, true).unwrap();
+        assert!(matches!(
+            verifier.finish(None),
+            Err(AuthError::InvalidChecksum(_))
+        ));
+
+        let crc = ChecksumHasher::digest(ChecksumAlgorithm::Crc32, b"");
+        let plain = BodyVerifier::new(&mode, &IntegrityHeaders::default(), true).unwrap();
+        assert!(matches!(
+            plain.finish(Some(&crc)),
+            Err(AuthError::InvalidChecksum(_))
+        ));
+    }
+}
