@@ -475,7 +475,7 @@ mod tests {
     use crate::S3ErrorCode;
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(bytes)
     }
 
     /// Each algorithm gives its published check value for `123456789` (CRCs, from the CRC
@@ -569,7 +569,7 @@ mod tests {
         assert!(matches!(unknown, Err(AuthError::InvalidChecksum(_))));
     }
 
-    /// `Content-MD5` is checked against the MD5 the verifier returns as the ETag: a match
+    /// `Content-MD5` is checked against the MD5 the verifier returns as the `ETag`: a match
     /// returns it, a mismatch is `BadDigest`.
     #[test]
     fn content_md5_checked_and_returned() {
