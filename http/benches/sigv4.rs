@@ -2,7 +2,10 @@
 //! and signing paths for comparison. One request per iteration, on one core.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use tessera_http::sigv4::{verify, AuthInput, Signer};
+use tessera_http::sigv4::{
+    canonical_query, canonical_request, canonical_uri, signing_key, string_to_sign, verify,
+    AuthInput, Signer, SigningKeyCache,
+};
 
 const NOW: i64 = 1_700_000_000;
 const CREDS: &[(&str, &str)] = &[("AKIDTESSERA", "tessera/secret+key")];
@@ -45,6 +48,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| verify(black_box(&input), NOW, CREDS).unwrap());
     });
 
+    let cached = SigningKeyCache::new(CREDS);
+    c.bench_function("sigv4/verify_header_put_cached_key", |b| {
+        b.iter(|| verify(black_box(&input), NOW, &cached).unwrap());
+    });
+
     let query = signer().presign(
         "GET",
         path,
@@ -67,6 +75,36 @@ fn bench(c: &mut Criterion) {
     assert!(verify(&presigned, NOW, CREDS).is_ok());
     c.bench_function("sigv4/verify_presigned_get", |b| {
         b.iter(|| verify(black_box(&presigned), NOW, CREDS).unwrap());
+    });
+
+    // The parts of a verification, to see where the time goes.
+    c.bench_function("sigv4/part_signing_key", |b| {
+        b.iter(|| {
+            signing_key(
+                black_box("tessera/secret+key"),
+                "20231114",
+                "us-east-1",
+                "s3",
+            )
+        });
+    });
+    let signed_list = "content-length;content-md5;content-type;host;x-amz-content-sha256;x-amz-date;x-amz-meta-camera";
+    c.bench_function("sigv4/part_canonical_request_and_string_to_sign", |b| {
+        b.iter(|| {
+            let canonical = canonical_request(
+                "PUT",
+                &canonical_uri(black_box(path)),
+                &canonical_query("", None),
+                &headers,
+                signed_list,
+                sha,
+            );
+            string_to_sign(
+                &signed.amz_date,
+                "20231114/us-east-1/s3/aws4_request",
+                &canonical,
+            )
+        });
     });
 
     c.bench_function("sigv4/sign_header_put", |b| {

@@ -446,3 +446,46 @@ proptest! {
         prop_assert!(check("GET", &elsewhere, "", &headers, NOW).is_err());
     }
 }
+
+/// A `SigningKeyCache` verifies like the store it fronts, returns the derived key, still
+/// verifies after `clear`, and a cache over a store without the key refuses it.
+#[test]
+fn signing_key_cache() {
+    use std::collections::HashMap;
+    use tessera_http::sigv4::{Credentials, SigningKeyCache};
+    let mut store = HashMap::new();
+    store.insert(AK.to_owned(), SK.to_owned());
+    let cache = SigningKeyCache::new(store);
+    let headers = signed_headers("GET", "/b/k", "", &[], EMPTY_SHA256_HEX, NOW);
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let input = AuthInput {
+        method: "GET",
+        raw_path: "/b/k",
+        raw_query: "",
+        headers: &pairs,
+        virtual_host_bucket: None,
+    };
+    verify(&input, NOW, &cache).unwrap();
+    verify(&input, NOW, &cache).unwrap();
+    let direct = tessera_http::sigv4::signing_key(SK, "20231114", "us-east-1", "s3");
+    assert_eq!(
+        cache.signing_key(AK, "20231114", "us-east-1", "s3"),
+        Some(direct)
+    );
+    assert_eq!(
+        cache.signing_key("nobody", "20231114", "us-east-1", "s3"),
+        None
+    );
+
+    let empty: HashMap<String, String> = HashMap::new();
+    let revoked = SigningKeyCache::new(empty);
+    assert_eq!(
+        verify(&input, NOW, &revoked).unwrap_err(),
+        AuthError::InvalidAccessKeyId
+    );
+    cache.clear();
+    verify(&input, NOW, &cache).unwrap();
+}

@@ -4,8 +4,8 @@
 
 use super::canonical::{
     self, canonical_query, canonical_request, canonical_uri, constant_time_eq, format_amz_date,
-    header, hex32_string, parse_amz_date, parse_hex32, parse_http_date, signing_key,
-    string_to_sign, REQUEST_SKEW_MAX_S,
+    header, hex32_string, parse_amz_date, parse_hex32, parse_http_date, string_to_sign,
+    REQUEST_SKEW_MAX_S,
 };
 use super::{AuthError, AuthForm, AuthInput, Credentials, PayloadMode, SignatureChain, Verified};
 
@@ -169,8 +169,13 @@ pub(super) fn verify<C: Credentials + ?Sized>(
              request date.",
         ));
     }
-    let secret = credentials
-        .secret(credential.access_key)
+    let key = credentials
+        .signing_key(
+            credential.access_key,
+            credential.date8,
+            credential.region,
+            credential.service,
+        )
         .ok_or(AuthError::InvalidAccessKeyId)?;
     if (request_unix_s - now_unix_s).abs() > REQUEST_SKEW_MAX_S {
         return Err(AuthError::RequestTimeTooSkewed);
@@ -199,12 +204,6 @@ pub(super) fn verify<C: Credentials + ?Sized>(
     );
     let scope = credential.scope();
     let to_sign = string_to_sign(&amz_date, &scope, &canonical);
-    let key = signing_key(
-        secret,
-        credential.date8,
-        credential.region,
-        credential.service,
-    );
     let expected = canonical::hmac_sha256(&key, to_sign.as_bytes());
     if !constant_time_eq(&expected, &signature) {
         return Err(AuthError::SignatureDoesNotMatch {

@@ -3,7 +3,7 @@
 
 use super::canonical::{
     self, canonical_query, canonical_request, canonical_uri, constant_time_eq, parse_amz_date,
-    parse_hex32, query_param, signing_key, string_to_sign, ALGORITHM_V4, REQUEST_SKEW_MAX_S,
+    parse_hex32, query_param, string_to_sign, ALGORITHM_V4, REQUEST_SKEW_MAX_S,
 };
 use super::header::{signed_headers_valid, Credential};
 use super::{AuthError, AuthForm, AuthInput, Credentials, PayloadMode, Verified};
@@ -73,8 +73,13 @@ pub(super) fn verify<C: Credentials + ?Sized>(
     }
     let signature =
         parse_hex32(signature.as_bytes()).ok_or(Malformed("X-Amz-Signature is malformed"))?;
-    let secret = credentials
-        .secret(credential.access_key)
+    let key = credentials
+        .signing_key(
+            credential.access_key,
+            credential.date8,
+            credential.region,
+            credential.service,
+        )
         .ok_or(AuthError::InvalidAccessKeyId)?;
     if request_unix_s - now_unix_s > REQUEST_SKEW_MAX_S {
         // Signed in the future beyond the allowed clock skew: not valid yet.
@@ -100,12 +105,6 @@ pub(super) fn verify<C: Credentials + ?Sized>(
         &payload_hash,
     );
     let to_sign = string_to_sign(&amz_date, &credential.scope(), &canonical);
-    let key = signing_key(
-        secret,
-        credential.date8,
-        credential.region,
-        credential.service,
-    );
     let expected = canonical::hmac_sha256(&key, to_sign.as_bytes());
     if !constant_time_eq(&expected, &signature) {
         return Err(AuthError::SignatureDoesNotMatch {
