@@ -283,12 +283,17 @@ pub struct BodyState {
 }
 
 /// The request body as the handler pulls it: framing decoded, `100 Continue` sent on first use.
+///
+/// Decoded bytes are offered with [`BodyReader::peek`] and taken with [`BodyReader::advance`],
+/// so a layer above (aws-chunked decoding) can leave bytes it has not used yet.
 pub struct BodyReader<'c> {
     conn: &'c mut Conn,
     decoder: BodyDecoder,
     continue_pending: bool,
     timeout: Duration,
     failed: bool,
+    /// Decoded payload in `conn.buf` not yet taken by the caller.
+    pending: std::ops::Range<usize>,
 }
 
 /// Why reading the body failed.
@@ -305,13 +310,10 @@ impl BodyReadError {
     #[must_use]
     pub fn s3_error(self) -> S3Error {
         match self {
-            BodyReadError::Framing => {
-                S3Error::new(S3ErrorCode::BadRequest, "Malformed chunked request body")
+            BodyReadError::Framing => S3Error::new(S3ErrorCode::BadRequest, "Malformed chunked request body"),
+            BodyReadError::Incomplete => {
+                S3Error::new(S3ErrorCode::IncompleteBody, "The request body ended before its declared length")
             }
-            BodyReadError::Incomplete => S3Error::new(
-                S3ErrorCode::IncompleteBody,
-                "The request body ended before its declared length",
-            ),
         }
     }
 }
@@ -320,32 +322,29 @@ impl<'c> BodyReader<'c> {
     fn new(conn: &'c mut Conn, head: &RequestHead, timeout: Duration) -> Self {
         let decoder = BodyDecoder::new(head.body_framing());
         let continue_pending = head.expect_continue && !decoder.is_done();
-        BodyReader {
-            conn,
-            decoder,
-            continue_pending,
-            timeout,
-            failed: false,
-        }
+        BodyReader { conn, decoder, continue_pending, timeout, failed: false, pending: 0..0 }
     }
 
-    /// True when the request has no body left to read.
+    /// True when the request has no body bytes left, taken or not.
     #[must_use]
     pub fn is_done(&self) -> bool {
-        self.decoder.is_done()
+        self.decoder.is_done() && self.pending.is_empty()
     }
 
-    /// The payload length still to come, when the framing declares it.
+    /// The framed length of the body when declared by Content-Length.
     #[must_use]
-    pub fn remaining_hint(&self) -> Option<u64> {
-        self.decoder.remaining_hint()
+    pub fn declared_length(&self) -> Option<u64> {
+        self.decoder.remaining_hint().map(|r| r + self.decoder.payload_total())
     }
 
-    /// The next piece of payload, `None` at the end of the body. The slice is valid until the
-    /// next call.
-    pub async fn next(&mut self) -> Result<Option<&[u8]>, BodyReadError> {
+    /// The decoded bytes not yet taken, as a range for [`BodyReader::bytes`]; reads and decodes
+    /// more when none are pending. An empty range means the body has ended.
+    pub async fn peek(&mut self) -> Result<std::ops::Range<usize>, BodyReadError> {
         if self.failed {
             return Err(BodyReadError::Incomplete);
+        }
+        if !self.pending.is_empty() {
+            return Ok(self.pending.clone());
         }
         if self.continue_pending {
             self.continue_pending = false;
@@ -358,44 +357,62 @@ impl<'c> BodyReader<'c> {
         }
         loop {
             if self.decoder.is_done() {
-                return Ok(None);
+                return Ok(0..0);
             }
             if !self.conn.buffered().is_empty() {
-                let decoded = match self.decoder.decode(self.conn.buffered()) {
-                    Ok(decoded) => decoded,
-                    Err(_) => {
-                        self.failed = true;
-                        return Err(BodyReadError::Framing);
-                    }
+                let decoded = if let Ok(decoded) = self.decoder.decode(self.conn.buffered()) {
+                    decoded
+                } else {
+                    self.failed = true;
+                    return Err(BodyReadError::Framing);
                 };
                 let start = self.conn.start;
                 self.conn.consume(decoded.consumed);
                 if !decoded.payload.is_empty() {
-                    // Consumed bytes stay in the buffer until the next `fill`.
-                    let range = start + decoded.payload.start..start + decoded.payload.end;
-                    return Ok(Some(&self.conn.buf[range]));
+                    // Consumed bytes stay in the buffer until the next `fill`, which only runs
+                    // when nothing is pending.
+                    self.pending = start + decoded.payload.start..start + decoded.payload.end;
+                    return Ok(self.pending.clone());
                 }
                 if decoded.consumed > 0 {
                     continue;
                 }
             }
-            if self
-                .conn
-                .fill(self.timeout, READ_BUFFER_BYTES)
-                .await
-                .is_err()
-            {
+            if self.conn.fill(self.timeout, READ_BUFFER_BYTES).await.is_err() {
                 self.failed = true;
                 return Err(BodyReadError::Incomplete);
             }
         }
     }
 
+    /// The bytes of a range returned by [`BodyReader::peek`] (valid until the next `peek`).
+    #[must_use]
+    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.conn.buf[range]
+    }
+
+    /// Takes `n` pending bytes.
+    pub fn advance(&mut self, n: usize) {
+        assert!(n <= self.pending.len(), "advance past the pending bytes");
+        self.pending.start += n;
+    }
+
+    /// The next piece of payload, `None` at the end of the body. The slice is valid until the
+    /// next call.
+    pub async fn next(&mut self) -> Result<Option<&[u8]>, BodyReadError> {
+        let range = self.peek().await?;
+        if range.is_empty() {
+            return Ok(None);
+        }
+        self.advance(range.len());
+        Ok(Some(self.bytes(range)))
+    }
+
     /// Drains a small unread remainder so the connection stays usable; otherwise reports that
     /// the connection must close.
     async fn finish(mut self) -> BodyState {
         let mut clean = !self.failed;
-        if clean && !self.decoder.is_done() {
+        if clean && !self.is_done() {
             // A client still waiting for 100 Continue has not sent the body: it will not, so the
             // connection cannot be reused safely. Otherwise drain a bounded remainder.
             let small = self
