@@ -50,11 +50,10 @@ pub fn encode_frame(out: &mut Vec<u8>, lsn: u64, txn: &Txn) -> Result<usize, Met
     assert!(out.len() % FRAME_ALIGN == 0, "frames start 16-byte aligned");
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
-    let encoded = encode_current(txn, std::mem::take(out));
-    *out = match encoded {
-        Ok(v) => v,
-        Err(e) => return Err(e),
-    };
+    if let Err(e) = encode_current(txn, out) {
+        out.truncate(start);
+        return Err(e);
+    }
     let payload_len = out.len() - start - FRAME_HEADER_BYTES;
     if payload_len > FRAME_PAYLOAD_MAX {
         out.truncate(start);
@@ -241,13 +240,21 @@ mod tests {
         // Flips one byte in each region of a frame and checks that the matching fault is found.
         let mut buf = Vec::new();
         encode_frame(&mut buf, 1, &txn("bucket")).unwrap();
-        let cases = [(0, FrameFault::BadMagic), (5, FrameFault::BadHeaderCrc), (17, FrameFault::BadCrc), (40, FrameFault::BadCrc)];
+        let cases = [
+            (0, FrameFault::BadMagic),
+            (5, FrameFault::BadHeaderCrc),
+            (17, FrameFault::BadCrc),
+            (40, FrameFault::BadCrc),
+        ];
         for (at, want) in cases {
             let mut bad = buf.clone();
             bad[at] ^= 0x40;
             assert_eq!(check_frame(&bad, 0), Err(want), "byte {at}");
         }
-        assert_eq!(check_frame(&buf[..buf.len() - 1], 0), Err(FrameFault::Incomplete));
+        assert_eq!(
+            check_frame(&buf[..buf.len() - 1], 0),
+            Err(FrameFault::Incomplete)
+        );
         let mut padded = buf.clone();
         padded[26] = 1;
         assert!(matches!(check_frame(&padded, 0), Err(FrameFault::BadCrc)));
@@ -261,9 +268,15 @@ mod tests {
         encode_frame(&mut buf, 2, &txn("two")).unwrap();
         let mut zeroes = buf[..first].to_vec();
         zeroes.extend_from_slice(&[0u8; 64]);
-        assert_eq!(classify_tail(&zeroes, first, Some(FrameFault::BadMagic)), Tail::Zeroes);
+        assert_eq!(
+            classify_tail(&zeroes, first, Some(FrameFault::BadMagic)),
+            Tail::Zeroes
+        );
         let torn = &buf[..buf.len() - 5];
-        assert_eq!(classify_tail(torn, first, Some(FrameFault::Incomplete)), Tail::Torn(FrameFault::Incomplete));
+        assert_eq!(
+            classify_tail(torn, first, Some(FrameFault::Incomplete)),
+            Tail::Torn(FrameFault::Incomplete)
+        );
         let mut damaged = buf.clone();
         damaged[3] ^= 1;
         assert!(matches!(

@@ -259,3 +259,119 @@ impl Index {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{QueueEntry, Tombstone, Upload, UploadPart};
+    use crate::testkit::{bucket, typical_object};
+
+    fn tomb(key: &str, version_id: u64) -> Op {
+        Op::DeleteObject(Tombstone {
+            bucket: "b".to_owned(),
+            key: key.to_owned(),
+            version_id,
+            mtime_ms: 5,
+        })
+    }
+
+    #[test]
+    fn objects_counts_and_versioned_deletes() {
+        // Puts, overwrites and deletes objects and checks lookups and per-bucket counts, and
+        // that a delete naming an old version leaves the newer one alone.
+        let mut index = Index::new();
+        index.apply(Op::PutBucket(bucket("b")));
+        index.apply(Op::PutObject(typical_object("b", "k1", 1)));
+        index.apply(Op::PutObject(typical_object("b", "k2", 2)));
+        index.apply(Op::PutObject(typical_object("b", "k1", 3)));
+        let stats = index.stats("b");
+        assert_eq!(stats.objects, 2);
+        assert_eq!(stats.bytes, 1_000_003 + 1_000_002);
+        assert_eq!(index.object("b", "k1").map(|o| o.version_id), Some(3));
+        index.apply(tomb("k1", 1));
+        assert!(
+            index.object("b", "k1").is_some(),
+            "stale version delete is ignored"
+        );
+        index.apply(tomb("k1", 3));
+        assert!(index.object("b", "k1").is_none());
+        index.apply(tomb("k2", 0));
+        assert_eq!(index.stats("b"), BucketStats::default());
+        assert!(index.bucket("b").is_some());
+        index.apply(Op::DeleteBucket {
+            name: "b".to_owned(),
+        });
+        assert!(index.bucket("b").is_none());
+        assert_eq!(index, Index::new(), "an emptied index equals a new one");
+    }
+
+    #[test]
+    fn uploads_parts_and_queues() {
+        // Records an upload with two parts (one re-uploaded), ignores a part of an unknown
+        // upload, removes the upload, and keeps queue ids ordered and never reused.
+        let mut index = Index::new();
+        let upload = Upload {
+            bucket: "b".to_owned(),
+            key: "big".to_owned(),
+            upload_id: "u1".to_owned(),
+            initiated_ms: 1,
+            headers: crate::record::ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksum_algorithm: None,
+            policy: crate::record::Policy::Replica { n: 2 },
+            owner: "o".to_owned(),
+        };
+        index.apply(Op::PutUpload(upload));
+        let part = |number, size, upload_id: &str| {
+            Op::PutPart(UploadPart {
+                bucket: "b".to_owned(),
+                key: "big".to_owned(),
+                upload_id: upload_id.to_owned(),
+                number,
+                size,
+                etag: [number as u8; 16],
+                checksum: None,
+                mtime_ms: 2,
+                chunk_size: 1024,
+                shards: Vec::new(),
+            })
+        };
+        index.apply(part(1, 10, "u1"));
+        index.apply(part(2, 20, "u1"));
+        index.apply(part(1, 11, "u1"));
+        index.apply(part(1, 99, "nope"));
+        let state = index.upload("b", "big", "u1").unwrap();
+        assert_eq!(state.parts.len(), 2);
+        assert_eq!(state.parts[&1].size, 11);
+        assert_eq!(index.uploads("b", None).count(), 1);
+        index.apply(Op::DeleteUpload {
+            bucket: "b".to_owned(),
+            key: "big".to_owned(),
+            upload_id: "u1".to_owned(),
+        });
+        assert!(index.upload("b", "big", "u1").is_none());
+
+        for id in [5, 3, 9] {
+            index.apply(Op::PutQueue(QueueEntry {
+                kind: QueueKind::Purge,
+                id,
+                site: 1,
+                backend_id: [0; 16],
+                bucket: "b".to_owned(),
+                key: "k".to_owned(),
+                version_id: 1,
+                shard_index: 0,
+                enqueued_ms: 0,
+                attempts: 0,
+            }));
+        }
+        index.apply(Op::DeleteQueue {
+            kind: QueueKind::Purge,
+            id: 9,
+        });
+        let ids: Vec<u64> = index.queue(QueueKind::Purge, 3).map(|e| e.id).collect();
+        assert_eq!(ids, [5]);
+        assert_eq!(index.queue(QueueKind::Repair, 0).count(), 0);
+        assert_eq!(index.queue_id_max(), 9);
+    }
+}

@@ -178,9 +178,12 @@ pub fn load_snapshot(bytes: &[u8]) -> Option<LoadedSnapshot> {
         if frame.lsn != frames + 1 {
             return None;
         }
-        let txn = Record::decode(frame.version, &bytes[frame.payload_start..frame.payload_end])
-            .ok()?
-            .into_current();
+        let txn = Record::decode(
+            frame.version,
+            &bytes[frame.payload_start..frame.payload_end],
+        )
+        .ok()?
+        .into_current();
         off = frame.end;
         if let [Op::SnapshotEnd {
             frames: counted,

@@ -54,7 +54,7 @@ pub struct MemStorage {
     fail_in: Rc<RefCell<Option<u64>>>,
 }
 
-/// A small deterministic generator (SplitMix64) so crash images are reproducible from a seed.
+/// A small deterministic generator (`SplitMix64`) so crash images are reproducible from a seed.
 #[derive(Debug, Clone)]
 pub struct SplitMix64(pub u64);
 
@@ -150,8 +150,31 @@ impl MemStorage {
     }
 }
 
+/// Returns `Pending` once (waking itself), then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 fn missing(op: &'static str, name: &str) -> MetaError {
-    MetaError::io(op, name, &std::io::Error::from(std::io::ErrorKind::NotFound))
+    MetaError::io(
+        op,
+        name,
+        &std::io::Error::from(std::io::ErrorKind::NotFound),
+    )
 }
 
 impl Storage for MemStorage {
@@ -170,7 +193,12 @@ impl Storage for MemStorage {
         Ok(())
     }
 
-    async fn write_at(&self, name: &str, offset: u64, buf: Vec<u8>) -> (Result<(), MetaError>, Vec<u8>) {
+    async fn write_at(
+        &self,
+        name: &str,
+        offset: u64,
+        buf: Vec<u8>,
+    ) -> (Result<(), MetaError>, Vec<u8>) {
         if let Err(e) = self.injected_failure("write", name) {
             return (Err(e), buf);
         }
@@ -189,6 +217,9 @@ impl Storage for MemStorage {
     }
 
     async fn sync(&self, name: &str) -> Result<(), MetaError> {
+        // An fsync takes time: yielding once lets other tasks append meanwhile (exercising group
+        // commit) and lets tests take crash images while written data is not yet durable.
+        YieldOnce(false).await;
         self.injected_failure("sync", name)?;
         let mut files = self.files.borrow_mut();
         let file = files.get_mut(name).ok_or_else(|| missing("sync", name))?;
@@ -198,7 +229,9 @@ impl Storage for MemStorage {
 
     async fn truncate(&self, name: &str, len: u64) -> Result<(), MetaError> {
         let mut files = self.files.borrow_mut();
-        let file = files.get_mut(name).ok_or_else(|| missing("truncate", name))?;
+        let file = files
+            .get_mut(name)
+            .ok_or_else(|| missing("truncate", name))?;
         file.data.truncate(len as usize);
         file.durable = file.data.len();
         Ok(())

@@ -1,4 +1,4 @@
-//! The runtime shell (the only module that touches monoio): the file storage on io_uring, the
+//! The runtime shell (the only module that touches monoio): the file storage on `io_uring`, the
 //! group-commit driver, compaction, and the per-core [`MetaStore`] the engine calls.
 //!
 //! ```text
@@ -25,7 +25,9 @@ use std::task::{Context, Poll, Waker};
 use crate::frame::encode_frame;
 use crate::index::{BucketStats, Index, UploadState};
 use crate::listing::{ListPage, ListQuery};
-use crate::record::{Bucket, Object, Op, QueueEntry, QueueKind, Tombstone, Txn, Upload, UploadPart};
+use crate::record::{
+    Bucket, Object, Op, QueueEntry, QueueKind, Tombstone, Txn, Upload, UploadPart,
+};
 use crate::recover::{encode_snapshot, load_snapshot, replay_log, RecoveryMode, RecoveryReport};
 use crate::storage::Storage;
 use crate::MetaError;
@@ -139,7 +141,10 @@ impl<S: Storage + 'static> MetaStore<S> {
     /// Recovers the store from `storage` (latest valid snapshot, then the logs) and opens the
     /// last log generation for appends. Torn tails are truncated and reported; damage fails
     /// with [`MetaError::Corrupt`] unless `config.recovery` says to truncate.
-    pub async fn open(storage: S, config: StoreConfig) -> Result<(Self, RecoveryReport), MetaError> {
+    pub async fn open(
+        storage: S,
+        config: StoreConfig,
+    ) -> Result<(Self, RecoveryReport), MetaError> {
         let started = std::time::Instant::now();
         let mut report = RecoveryReport::default();
         let mut logs = Vec::new();
@@ -239,38 +244,40 @@ impl<S: Storage + 'static> MetaStore<S> {
     /// Appends `ops` as one atomic frame and resolves when it is durable and applied, with its
     /// log sequence number. Must run inside a monoio runtime (it spawns the flusher).
     pub async fn commit(&self, ops: Vec<Op>) -> Result<u64, MetaError> {
+        self.submit(ops)?.await
+    }
+
+    /// Encodes `ops` as the next frame now (its sequence number is fixed on return) and gives
+    /// the future that resolves once that frame is durable. Dropping the future does not cancel
+    /// the commit: the frame is written anyway.
+    pub fn submit(&self, ops: Vec<Op>) -> Result<Commit, MetaError> {
         assert!(!ops.is_empty(), "a commit carries at least one op");
         assert!(
             !ops.iter().any(|op| matches!(op, Op::SnapshotEnd { .. })),
             "SnapshotEnd only appears in snapshot files"
         );
-        let lsn = {
-            let mut st = self.state.borrow_mut();
-            if let Some(e) = &st.poison {
-                return Err(e.clone());
-            }
-            if st.pending_txns.len() >= APPENDS_PENDING_MAX {
-                return Err(MetaError::Busy);
-            }
-            let lsn = st.next_lsn;
-            let txn = Txn { ops };
-            encode_frame(&mut st.pending, lsn, &txn)?;
-            st.next_lsn += 1;
-            st.pending_txns.push(txn);
-            st.stats.commits += 1;
-            if !st.flushing {
-                st.flushing = true;
-                monoio::spawn(flush_loop(self.clone()));
-            }
-            lsn
-        };
-        Durable {
-            state: &self.state,
+        let mut st = self.state.borrow_mut();
+        if st.poison.is_some() {
+            return Err(MetaError::Poisoned);
+        }
+        if st.pending_txns.len() >= APPENDS_PENDING_MAX {
+            return Err(MetaError::Busy);
+        }
+        let lsn = st.next_lsn;
+        let txn = Txn { ops };
+        encode_frame(&mut st.pending, lsn, &txn)?;
+        st.next_lsn += 1;
+        st.pending_txns.push(txn);
+        st.stats.commits += 1;
+        if !st.flushing {
+            st.flushing = true;
+            monoio::spawn(flush_loop(self.clone()));
+        }
+        Ok(Commit {
+            state: self.state.clone(),
             lsn,
             registered: false,
-        }
-        .await?;
-        Ok(lsn)
+        })
     }
 
     /// Stores a bucket record (the engine sends it to every core).
@@ -311,7 +318,12 @@ impl<S: Storage + 'static> MetaStore<S> {
         self.commit(vec![Op::PutObject(object), delete]).await
     }
 
-    pub async fn delete_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<u64, MetaError> {
+    pub async fn delete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<u64, MetaError> {
         self.commit(vec![Op::DeleteUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -394,12 +406,16 @@ impl<S: Storage + 'static> MetaStore<S> {
     pub async fn handle(&self, request: MetaRequest) -> MetaResponse {
         let res = match request {
             MetaRequest::Commit(ops) => self.commit(ops).await.map(MetaResponse::Committed),
-            MetaRequest::Object { bucket, key } => Ok(MetaResponse::Object(self.object(&bucket, &key))),
+            MetaRequest::Object { bucket, key } => {
+                Ok(MetaResponse::Object(self.object(&bucket, &key)))
+            }
             MetaRequest::Bucket { name } => Ok(MetaResponse::Bucket(self.bucket(&name))),
             MetaRequest::Buckets => Ok(MetaResponse::Buckets(
                 self.with_index(|i| i.buckets().cloned().collect()),
             )),
-            MetaRequest::List { bucket, query } => Ok(MetaResponse::Page(self.list(&bucket, &query))),
+            MetaRequest::List { bucket, query } => {
+                Ok(MetaResponse::Page(self.list(&bucket, &query)))
+            }
             MetaRequest::Stats { bucket } => Ok(MetaResponse::Stats(self.stats(&bucket))),
             MetaRequest::Upload {
                 bucket,
@@ -420,11 +436,21 @@ impl<S: Storage + 'static> MetaStore<S> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaRequest {
     Commit(Vec<Op>),
-    Object { bucket: String, key: String },
-    Bucket { name: String },
+    Object {
+        bucket: String,
+        key: String,
+    },
+    Bucket {
+        name: String,
+    },
     Buckets,
-    List { bucket: String, query: ListQuery },
-    Stats { bucket: String },
+    List {
+        bucket: String,
+        query: ListQuery,
+    },
+    Stats {
+        bucket: String,
+    },
     Upload {
         bucket: String,
         key: String,
@@ -457,20 +483,29 @@ const _: () = {
     assert_send::<MetaResponse>();
 };
 
-/// Resolves when `lsn` is durable (or the log is poisoned).
-struct Durable<'a> {
-    state: &'a Rc<RefCell<State>>,
+/// One submitted commit: resolves with its sequence number once durable, or with the error
+/// that poisoned the log.
+pub struct Commit {
+    state: Rc<RefCell<State>>,
     lsn: u64,
     registered: bool,
 }
 
-impl Future for Durable<'_> {
-    type Output = Result<(), MetaError>;
+impl Commit {
+    /// The frame's log sequence number.
+    #[must_use]
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+}
+
+impl Future for Commit {
+    type Output = Result<u64, MetaError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut st = self.state.borrow_mut();
         if st.durable_lsn >= self.lsn {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(self.lsn));
         }
         if let Some(e) = &st.poison {
             return Poll::Ready(Err(e.clone()));
@@ -487,7 +522,11 @@ impl Future for Durable<'_> {
 }
 
 fn wake_durable(st: &mut State) {
-    while st.waiters.front().is_some_and(|(lsn, _)| *lsn <= st.durable_lsn) {
+    while st
+        .waiters
+        .front()
+        .is_some_and(|(lsn, _)| *lsn <= st.durable_lsn)
+    {
         if let Some((_, waker)) = st.waiters.pop_front() {
             waker.wake();
         }
@@ -529,26 +568,28 @@ async fn flush_loop<S: Storage + 'static>(store: MetaStore<S>) {
         if res.is_ok() && sync {
             res = store.storage.sync(&name).await;
         }
-        let mut st = store.state.borrow_mut();
-        if let Err(e) = res {
-            poison(&mut st, e);
-            return;
-        }
-        st.stats.writes += 1;
-        st.stats.fsyncs += u64::from(sync);
-        st.stats.log_bytes = st.tail;
-        for txn in txns {
-            for op in txn.ops {
-                st.index.apply(op);
+        let compact = {
+            let mut st = store.state.borrow_mut();
+            if let Err(e) = res {
+                poison(&mut st, e);
+                return;
             }
-        }
-        assert!(last_lsn > st.durable_lsn, "durable lsn only moves forward");
-        st.durable_lsn = last_lsn;
-        buf.clear();
-        st.spare = buf;
-        wake_durable(&mut st);
-        if st.tail >= st.config.compact_log_bytes && !st.compacting {
-            drop(st);
+            st.stats.writes += 1;
+            st.stats.fsyncs += u64::from(sync);
+            st.stats.log_bytes = st.tail;
+            for txn in txns {
+                for op in txn.ops {
+                    st.index.apply(op);
+                }
+            }
+            assert!(last_lsn > st.durable_lsn, "durable lsn only moves forward");
+            st.durable_lsn = last_lsn;
+            buf.clear();
+            st.spare = buf;
+            wake_durable(&mut st);
+            st.tail >= st.config.compact_log_bytes && !st.compacting
+        };
+        if compact {
             if let Err(e) = start_compaction(&store).await {
                 poison(&mut store.state.borrow_mut(), e);
                 return;
@@ -600,7 +641,7 @@ async fn start_compaction<S: Storage + 'static>(store: &MetaStore<S>) -> Result<
     Ok(())
 }
 
-/// Log files on a local disk, written with monoio's io_uring file API.
+/// Log files on a local disk, written with monoio's `io_uring` file API.
 pub struct FileStorage {
     dir: PathBuf,
     files: RefCell<HashMap<String, Rc<monoio::fs::File>>>,
@@ -637,7 +678,9 @@ impl FileStorage {
             .await
             .map_err(|e| MetaError::io("open", name, &e))?;
         let file = Rc::new(file);
-        self.files.borrow_mut().insert(name.to_owned(), file.clone());
+        self.files
+            .borrow_mut()
+            .insert(name.to_owned(), file.clone());
         Ok(file)
     }
 }
@@ -673,11 +716,18 @@ impl Storage for FileStorage {
             .open(self.dir.join(name))
             .await
             .map_err(|e| MetaError::io("create", name, &e))?;
-        self.files.borrow_mut().insert(name.to_owned(), Rc::new(file));
+        self.files
+            .borrow_mut()
+            .insert(name.to_owned(), Rc::new(file));
         self.sync_dir()
     }
 
-    async fn write_at(&self, name: &str, offset: u64, buf: Vec<u8>) -> (Result<(), MetaError>, Vec<u8>) {
+    async fn write_at(
+        &self,
+        name: &str,
+        offset: u64,
+        buf: Vec<u8>,
+    ) -> (Result<(), MetaError>, Vec<u8>) {
         let file = match self.handle(name).await {
             Ok(f) => f,
             Err(e) => return (Err(e), buf),
@@ -689,7 +739,9 @@ impl Storage for FileStorage {
     async fn sync(&self, name: &str) -> Result<(), MetaError> {
         let file = self.handle(name).await?;
         // fdatasync: the appended length is metadata needed to read the data, so it is synced.
-        file.sync_data().await.map_err(|e| MetaError::io("fsync", name, &e))
+        file.sync_data()
+            .await
+            .map_err(|e| MetaError::io("fsync", name, &e))
     }
 
     async fn truncate(&self, name: &str, len: u64) -> Result<(), MetaError> {

@@ -58,12 +58,13 @@ impl Record {
                         version,
                         message: e.to_string(),
                     })?;
-                let txn = rkyv::deserialize::<v1::Txn, rkyv::rancor::Error>(archived).map_err(
-                    |e| MetaError::Decode {
-                        version,
-                        message: e.to_string(),
-                    },
-                )?;
+                let txn =
+                    rkyv::deserialize::<v1::Txn, rkyv::rancor::Error>(archived).map_err(|e| {
+                        MetaError::Decode {
+                            version,
+                            message: e.to_string(),
+                        }
+                    })?;
                 Ok(Record::V1(txn))
             }
             _ => Err(MetaError::Decode {
@@ -76,9 +77,11 @@ impl Record {
 
 /// Serializes `txn` (current version) by appending its archive to `out`. The archive's position
 /// inside `out` must be 16-byte aligned for the alignment padding rkyv computes to hold when the
-/// payload is read back from a 16-byte-aligned buffer.
-pub(crate) fn encode_current(txn: &Txn, out: Vec<u8>) -> Result<Vec<u8>, MetaError> {
+/// payload is read back from a 16-byte-aligned buffer. On error `out` may hold a partial archive
+/// after its original length; the caller truncates.
+pub(crate) fn encode_current(txn: &Txn, out: &mut Vec<u8>) -> Result<(), MetaError> {
     assert!(out.len() % 16 == 0, "payload must start 16-byte aligned");
     rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(txn, out)
+        .map(|_| ())
         .map_err(|e| MetaError::Encode(e.to_string()))
 }

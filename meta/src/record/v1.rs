@@ -77,7 +77,7 @@ pub struct Checksum {
     pub value: Vec<u8>,
 }
 
-/// An S3 ETag: the MD5 of the object, or for multipart objects the MD5 of the concatenated part
+/// An S3 `ETag`: the MD5 of the object, or for multipart objects the MD5 of the concatenated part
 /// MD5s followed by `-parts`.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ETag {
@@ -176,7 +176,9 @@ pub struct UploadPart {
 }
 
 /// Which background queue an entry belongs to.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub enum QueueKind {
     /// A shard to delete at its site (overwritten, deleted or aborted data).
     Purge,
