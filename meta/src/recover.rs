@@ -165,8 +165,8 @@ pub struct LoadedSnapshot {
 }
 
 /// Loads a snapshot file. Returns `None` unless every frame is valid, frames are numbered
-/// 1, 2, ... and the last one is a `SnapshotEnd` that counts the others: an interrupted snapshot
-/// write is simply not a snapshot.
+/// 1, 2, ... and the last one is a `SnapshotEnd` that counts the others, followed by nothing
+/// but zero bytes: an interrupted snapshot write is simply not a snapshot.
 #[must_use]
 pub fn load_snapshot(bytes: &[u8]) -> Option<LoadedSnapshot> {
     let mut index = Index::new();
@@ -191,7 +191,8 @@ pub fn load_snapshot(bytes: &[u8]) -> Option<LoadedSnapshot> {
             queue_id_max,
         }] = txn.ops[..]
         {
-            if counted != frames || off != bytes.len() {
+            // Zero bytes after the end marker are space a file system allocated, not data.
+            if counted != frames || bytes[off..].iter().any(|&b| b != 0) {
                 return None;
             }
             index.apply(Op::SnapshotEnd {

@@ -164,7 +164,10 @@ impl Future for YieldOnce {
             return std::task::Poll::Ready(());
         }
         self.0 = true;
-        cx.waker().wake_by_ref();
+        // monoio polls a task that wakes itself again at once, starving the others; a spawned
+        // task that wakes it puts it behind everything already queued instead.
+        let waker = cx.waker().clone();
+        monoio::spawn(async move { waker.wake() });
         std::task::Poll::Pending
     }
 }

@@ -60,3 +60,26 @@ pub fn keys_present<S: Storage + 'static>(store: &MetaStore<S>, n: u64) -> Vec<u
 pub fn log_bytes(storage: &MemStorage) -> Vec<u8> {
     storage.with_file(LOG1, |d| d.clone()).expect("log file")
 }
+
+/// Gives other tasks a turn once.
+pub async fn yield_once() {
+    struct YieldOnce(bool);
+    impl Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            // monoio polls a task that wakes itself again at once, starving the others; a
+            // spawned task that wakes it puts it behind everything already queued instead.
+            let waker = cx.waker().clone();
+            monoio::spawn(async move { waker.wake() });
+            std::task::Poll::Pending
+        }
+    }
+    YieldOnce(false).await;
+}
