@@ -15,6 +15,8 @@
 
 pub mod config;
 pub mod credentials;
+pub mod handlers;
+pub mod mesh;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

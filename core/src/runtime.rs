@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::credentials::Keyring;
+use crate::mesh::Mesh;
 use crate::metrics::CoreMetrics;
 use crate::server;
 
@@ -124,11 +125,14 @@ pub fn serve(config: Config, keyring: Keyring) -> std::io::Result<()> {
     });
     start_signal_thread(Arc::clone(&shared), listener_fds)?;
 
+    check_core_count(&shared.config.server.data_dir, cores)?;
+    let (mesh, inboxes) = Mesh::new(cores);
     let cpus = allowed_cpus();
     let mut admin = Some(admin);
     let mut threads = Vec::with_capacity(cores);
-    for (core, listener) in listeners.into_iter().enumerate() {
+    for ((core, listener), inbox) in listeners.into_iter().enumerate().zip(inboxes) {
         let shared = Arc::clone(&shared);
+        let mesh = mesh.clone();
         let cpu = cpus[core % cpus.len()];
         let admin = if core == 0 { admin.take() } else { None };
         let thread = std::thread::Builder::new()
@@ -148,7 +152,7 @@ pub fn serve(config: Config, keyring: Keyring) -> std::io::Result<()> {
                         std::process::exit(1);
                     }
                 };
-                runtime.block_on(server::run_core(core, shared, listener, admin));
+                runtime.block_on(server::run_core(core, shared, listener, admin, mesh, inbox));
             })?;
         threads.push(thread);
     }
@@ -163,6 +167,38 @@ pub fn serve(config: Config, keyring: Keyring) -> std::io::Result<()> {
     }
     log(format_args!("stopped"));
     Ok(())
+}
+
+/// File in the data directory recording how many cores (metadata partitions) it was created
+/// with. Keys are partitioned over cores by hash, so the count cannot change under existing data.
+pub const CORES_FILE: &str = "meta/cores";
+
+/// Records the core count on first start and refuses a different one later.
+fn check_core_count(data_dir: &std::path::Path, cores: usize) -> std::io::Result<()> {
+    let path = data_dir.join(CORES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let recorded: usize = text.trim().parse().map_err(|_| {
+                std::io::Error::other(format!(
+                    "{}: not a number; the data directory is damaged",
+                    path.display()
+                ))
+            })?;
+            if recorded != cores {
+                return Err(std::io::Error::other(format!(
+                    "the data directory {} holds metadata for {recorded} core(s); start with --cores {recorded}",
+                    data_dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir.join("meta"))?;
+            std::fs::write(&path, format!("{cores}\n"))?;
+            std::fs::File::open(data_dir.join("meta"))?.sync_all()
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Waits for SIGINT/SIGTERM on a plain thread; then marks shutdown and shuts the listeners

@@ -75,6 +75,8 @@ s3_error_codes! {
     InvalidRequest => 400,
     /// The URI is not valid (bad percent-encoding, too long, not UTF-8).
     InvalidURI => 400,
+    /// CreateBucket named a region other than the gateway's.
+    InvalidLocationConstraint => 400,
     /// The key is longer than 1024 bytes.
     KeyTooLongError => 400,
     /// The XML body is not well formed or does not match the schema.

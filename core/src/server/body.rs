@@ -38,7 +38,8 @@ impl<'r, 'c> RequestBody<'r, 'c> {
         integrity: &IntegrityHeaders,
         compute_md5: bool,
     ) -> Result<Self, S3Error> {
-        let verifier = BodyVerifier::new(payload, integrity, compute_md5).map_err(|e| e.s3_error())?;
+        let verifier =
+            BodyVerifier::new(payload, integrity, compute_md5).map_err(|e| e.s3_error())?;
         let chunked = ChunkedDecoder::for_payload(payload, integrity.trailer);
         let length = match payload.decoded_content_length() {
             Some(length) => Some(length),
@@ -46,9 +47,17 @@ impl<'r, 'c> RequestBody<'r, 'c> {
             None => reader.declared_length(),
         };
         if chunked.is_some() && reader.is_done() {
-            return Err(S3Error::new(S3ErrorCode::IncompleteBody, "An aws-chunked body is empty"));
+            return Err(S3Error::new(
+                S3ErrorCode::IncompleteBody,
+                "An aws-chunked body is empty",
+            ));
         }
-        Ok(RequestBody { reader, chunked, verifier, length })
+        Ok(RequestBody {
+            reader,
+            chunked,
+            verifier,
+            length,
+        })
     }
 
     /// The payload length, when the request declared it.
@@ -77,17 +86,24 @@ impl<'r, 'c> RequestBody<'r, 'c> {
                 decoder.finish().map_err(|e| e.s3_error())?;
                 return Ok(None);
             }
-            let step = decoder.decode(self.reader.bytes(range.clone())).map_err(|e| e.s3_error())?;
+            let step = decoder
+                .decode(self.reader.bytes(range.clone()))
+                .map_err(|e| e.s3_error())?;
             self.reader.advance(step.consumed);
             if !step.data.is_empty() {
-                let data = self.reader.bytes(range.start + step.data.start..range.start + step.data.end);
+                let data = self
+                    .reader
+                    .bytes(range.start + step.data.start..range.start + step.data.end);
                 self.verifier.update(data);
                 return Ok(Some(data));
             }
             if step.consumed == 0 && !decoder.is_done() {
                 // The decoder keeps partial lines itself, so it always consumes what it is
                 // given; not doing so would loop forever.
-                return Err(S3Error::new(S3ErrorCode::InternalError, "aws-chunked decoder made no progress"));
+                return Err(S3Error::new(
+                    S3ErrorCode::InternalError,
+                    "aws-chunked decoder made no progress",
+                ));
             }
         }
     }
@@ -97,7 +113,10 @@ impl<'r, 'c> RequestBody<'r, 'c> {
         let mut out = Vec::new();
         while let Some(data) = self.next().await? {
             if out.len() + data.len() > max {
-                return Err(S3Error::new(S3ErrorCode::MalformedXML, format!("The XML document is larger than {max} bytes")));
+                return Err(S3Error::new(
+                    S3ErrorCode::MalformedXML,
+                    format!("The XML document is larger than {max} bytes"),
+                ));
             }
             out.extend_from_slice(data);
         }
@@ -108,13 +127,25 @@ impl<'r, 'c> RequestBody<'r, 'c> {
     /// every integrity header; returns the digests (MD5 for the ETag, the verified checksum).
     pub async fn finish(mut self) -> Result<BodyDigest, S3Error> {
         if self.next().await?.is_some() {
-            return Err(S3Error::new(S3ErrorCode::InternalError, "the body was not read to its end"));
+            return Err(S3Error::new(
+                S3ErrorCode::InternalError,
+                "the body was not read to its end",
+            ));
         }
-        let trailer = self.chunked.as_ref().and_then(|d| d.trailer_checksum().copied());
-        let digest = self.verifier.finish(trailer.as_ref()).map_err(|e| e.s3_error())?;
+        let trailer = self
+            .chunked
+            .as_ref()
+            .and_then(|d| d.trailer_checksum().copied());
+        let digest = self
+            .verifier
+            .finish(trailer.as_ref())
+            .map_err(|e| e.s3_error())?;
         if let Some(length) = self.length {
             if digest.length != length {
-                return Err(S3Error::new(S3ErrorCode::IncompleteBody, "The body length differs from the declared length"));
+                return Err(S3Error::new(
+                    S3ErrorCode::IncompleteBody,
+                    "The body length differs from the declared length",
+                ));
             }
         }
         Ok(digest)

@@ -310,10 +310,13 @@ impl BodyReadError {
     #[must_use]
     pub fn s3_error(self) -> S3Error {
         match self {
-            BodyReadError::Framing => S3Error::new(S3ErrorCode::BadRequest, "Malformed chunked request body"),
-            BodyReadError::Incomplete => {
-                S3Error::new(S3ErrorCode::IncompleteBody, "The request body ended before its declared length")
+            BodyReadError::Framing => {
+                S3Error::new(S3ErrorCode::BadRequest, "Malformed chunked request body")
             }
+            BodyReadError::Incomplete => S3Error::new(
+                S3ErrorCode::IncompleteBody,
+                "The request body ended before its declared length",
+            ),
         }
     }
 }
@@ -322,7 +325,14 @@ impl<'c> BodyReader<'c> {
     fn new(conn: &'c mut Conn, head: &RequestHead, timeout: Duration) -> Self {
         let decoder = BodyDecoder::new(head.body_framing());
         let continue_pending = head.expect_continue && !decoder.is_done();
-        BodyReader { conn, decoder, continue_pending, timeout, failed: false, pending: 0..0 }
+        BodyReader {
+            conn,
+            decoder,
+            continue_pending,
+            timeout,
+            failed: false,
+            pending: 0..0,
+        }
     }
 
     /// True when the request has no body bytes left, taken or not.
@@ -334,7 +344,9 @@ impl<'c> BodyReader<'c> {
     /// The framed length of the body when declared by Content-Length.
     #[must_use]
     pub fn declared_length(&self) -> Option<u64> {
-        self.decoder.remaining_hint().map(|r| r + self.decoder.payload_total())
+        self.decoder
+            .remaining_hint()
+            .map(|r| r + self.decoder.payload_total())
     }
 
     /// The decoded bytes not yet taken, as a range for [`BodyReader::bytes`]; reads and decodes
@@ -378,7 +390,12 @@ impl<'c> BodyReader<'c> {
                     continue;
                 }
             }
-            if self.conn.fill(self.timeout, READ_BUFFER_BYTES).await.is_err() {
+            if self
+                .conn
+                .fill(self.timeout, READ_BUFFER_BYTES)
+                .await
+                .is_err()
+            {
                 self.failed = true;
                 return Err(BodyReadError::Incomplete);
             }

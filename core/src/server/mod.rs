@@ -7,6 +7,7 @@
 //! ```
 
 pub mod admin;
+pub mod body;
 pub mod conn;
 pub mod dispatch;
 pub mod response;
@@ -18,6 +19,11 @@ use std::time::Duration;
 
 use tessera_http::codec::HeadLimits;
 
+use tessera_http::sigv4::SigningKeyCache;
+use tessera_meta::{CoreId, FileStorage, MetaStore, StoreConfig};
+
+use crate::credentials::Keyring;
+use crate::mesh::{self, Envelope, Mesh, MetaClient};
 use crate::metrics::CoreMetrics;
 use crate::runtime::{log, Shared};
 
@@ -33,7 +39,21 @@ pub struct CoreCtx {
     pub shared: Arc<Shared>,
     /// Request head limits from the config.
     pub head_limits: HeadLimits,
+    /// Metadata of every core, through this core.
+    pub meta: MetaClient,
+    /// Access keys with this core's cache of derived signing keys.
+    pub credentials: SigningKeyCache<SharedKeyring>,
     request_seq: Cell<u64>,
+}
+
+/// The process's keyring seen through the `Credentials` trait.
+#[derive(Debug, Clone)]
+pub struct SharedKeyring(pub Arc<Shared>);
+
+impl tessera_http::sigv4::Credentials for SharedKeyring {
+    fn secret(&self, access_key: &str) -> Option<&str> {
+        Keyring::secret(&self.0.keyring, access_key)
+    }
 }
 
 impl CoreCtx {
@@ -63,6 +83,8 @@ pub async fn run_core(
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
     admin: Option<std::net::TcpListener>,
+    mesh: Mesh,
+    inbox: flume::Receiver<Envelope>,
 ) {
     let limits = &shared.config.limits;
     let head_limits = HeadLimits {
@@ -73,10 +95,31 @@ pub async fn run_core(
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let meta_dir = shared
+        .config
+        .server
+        .data_dir
+        .join("meta")
+        .join(format!("core-{core}"));
+    let store = match open_store(&meta_dir).await {
+        Ok(store) => store,
+        Err(e) => {
+            log(format_args!(
+                "core {core}: cannot open metadata in {}: {e}",
+                meta_dir.display()
+            ));
+            std::process::exit(1);
+        }
+    };
+    monoio::spawn(mesh::serve_inbox(store.clone(), inbox));
+    let meta = MetaClient::new(CoreId(core as u16), store, mesh);
+    let credentials = SigningKeyCache::new(SharedKeyring(Arc::clone(&shared)));
     let ctx = Rc::new(CoreCtx {
         core,
         shared,
         head_limits,
+        meta,
+        credentials,
         request_seq: Cell::new(seed << 24),
     });
     if let Some(admin) = admin {
@@ -106,6 +149,24 @@ pub async fn run_core(
     {
         monoio::time::sleep(DRAIN_POLL).await;
     }
+}
+
+/// Opens (recovering) this core's metadata store.
+async fn open_store(
+    dir: &std::path::Path,
+) -> Result<MetaStore<FileStorage>, tessera_meta::MetaError> {
+    std::fs::create_dir_all(dir).map_err(|e| tessera_meta::MetaError::Io {
+        op: "create_dir_all",
+        file: dir.display().to_string(),
+        kind: e.kind(),
+        message: e.to_string(),
+    })?;
+    let storage = FileStorage::new(dir)?;
+    let (store, report) = MetaStore::open(storage, StoreConfig::default()).await?;
+    if report.truncated_bytes > 0 {
+        log(format_args!("metadata {}: {report:?}", dir.display()));
+    }
+    Ok(store)
 }
 
 async fn accept_loop(ctx: &Rc<CoreCtx>, listener: &monoio::net::TcpListener) {

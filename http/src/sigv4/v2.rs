@@ -57,7 +57,16 @@ const SUBRESOURCES: &[&str] = &[
 ///
 /// `skip_amz_date` leaves `x-amz-date` out of the `x-amz-*` lines (for clients that put its
 /// value on the date line instead).
-pub(super) fn string_to_sign(input: &AuthInput<'_>, date: &str, skip_amz_date: bool) -> String {
+///
+/// `bucket_root_slash` signs a path-style bucket request (`/bucket`) as `/bucket/`: the
+/// canonical resource S3 defines for a bucket root, which botocore signs even for path-style
+/// URLs. Both name the same resource, so verifiers try both.
+pub(super) fn string_to_sign(
+    input: &AuthInput<'_>,
+    date: &str,
+    skip_amz_date: bool,
+    bucket_root_slash: bool,
+) -> String {
     let mut out = String::with_capacity(256);
     out.push_str(input.method);
     out.push('\n');
@@ -102,6 +111,9 @@ pub(super) fn string_to_sign(input: &AuthInput<'_>, date: &str, skip_amz_date: b
     } else {
         input.raw_path
     });
+    if bucket_root_slash && is_bucket_root(input) {
+        out.push('/');
+    }
     let mut subs: Vec<(&str, Option<String>)> = query_pairs(input.raw_query)
         .filter_map(|(name, value)| {
             let sub = SUBRESOURCES.iter().find(|s| **s == name)?;
@@ -121,6 +133,13 @@ pub(super) fn string_to_sign(input: &AuthInput<'_>, date: &str, skip_amz_date: b
         }
     }
     out
+}
+
+/// True for a path-style request to a bucket root (`/bucket`, no key, no trailing slash).
+pub(super) fn is_bucket_root(input: &AuthInput<'_>) -> bool {
+    input.virtual_host_bucket.is_none()
+        && input.raw_path.len() > 1
+        && !input.raw_path[1..].contains('/')
 }
 
 /// `base64(HMAC-SHA1(secret, string_to_sign))`'s raw 20 bytes.

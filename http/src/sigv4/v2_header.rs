@@ -47,10 +47,14 @@ pub(super) fn verify<C: Credentials + ?Sized>(
         input,
         if amz_date.is_some() { "" } else { date_value },
         false,
+        false,
     );
     let matches = |text: &str| constant_time_eq(&v2::signature(secret, text), &signature);
+    let date_line = if amz_date.is_some() { "" } else { date_value };
     let accepted = matches(&to_sign)
-        || (amz_date.is_some() && matches(&v2::string_to_sign(input, date_value, true)));
+        || (amz_date.is_some() && matches(&v2::string_to_sign(input, date_value, true, false)))
+        || (v2::is_bucket_root(input)
+            && matches(&v2::string_to_sign(input, date_line, false, true)));
     if !accepted {
         return Err(AuthError::SignatureDoesNotMatch {
             string_to_sign: to_sign,

@@ -1,0 +1,166 @@
+//! Bucket operations: CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation.
+//!
+//! Bucket records are global: every core keeps them, so a bucket lookup is always local. A
+//! create or delete is committed on every core (a broadcast through the mesh) before it is
+//! acknowledged.
+
+use tessera_http::xml::{
+    self, BucketInfo, ListAllMyBucketsResult, LocationConstraint, Owner, Timestamp, XmlBody as _,
+};
+use tessera_http::{S3Error, S3ErrorCode};
+use tessera_meta::{Bucket, MetaRequest, MetaResponse, Op, Policy};
+
+use super::{answer, unexpected};
+use crate::server::response::Response;
+use crate::server::CoreCtx;
+
+/// The policy of new buckets until per-bucket policies are configurable: 2 data + 1 parity
+/// shards in 1 MiB chunks, matching the embedded default of three local directories.
+pub const DEFAULT_POLICY: Policy = Policy::Ec {
+    k: 2,
+    m: 1,
+    chunk_size: 1 << 20,
+};
+
+/// The owner shown in listings for a given access key.
+#[must_use]
+pub fn owner(access_key: &str) -> Owner {
+    Owner {
+        id: access_key.to_owned(),
+        display_name: access_key.to_owned(),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The bucket record, or `NoSuchBucket`.
+pub fn require(ctx: &CoreCtx, name: &str) -> Result<Bucket, S3Error> {
+    ctx.meta.local.bucket(name).ok_or_else(|| {
+        S3Error::new(
+            S3ErrorCode::NoSuchBucket,
+            "The specified bucket does not exist",
+        )
+        .with_resource(format!("/{name}"))
+    })
+}
+
+/// `PUT /bucket`.
+pub async fn create(
+    ctx: &CoreCtx,
+    name: &str,
+    access_key: &str,
+    body: &[u8],
+) -> Result<Response, S3Error> {
+    let configuration = xml::parse_create_bucket_configuration(body)?;
+    let region = &ctx.shared.config.server.region;
+    if let Some(location) = &configuration.location_constraint {
+        if location != region {
+            return Err(S3Error::new(
+                S3ErrorCode::InvalidLocationConstraint,
+                format!("The specified location-constraint is not valid: this gateway serves region {region}"),
+            ));
+        }
+    }
+    if ctx.meta.local.bucket(name).is_some() {
+        return Err(S3Error::new(
+            S3ErrorCode::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it.",
+        ));
+    }
+    let bucket = Bucket {
+        name: name.to_owned(),
+        created_ms: now_ms(),
+        policy: DEFAULT_POLICY,
+        owner: access_key.to_owned(),
+    };
+    for result in ctx
+        .meta
+        .broadcast(&MetaRequest::Commit(vec![Op::PutBucket(bucket)]))
+        .await
+    {
+        match answer(result)? {
+            MetaResponse::Committed(_) => {}
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(Response::empty(200).with_header("Location", format!("/{name}")))
+}
+
+/// `HEAD /bucket`.
+pub fn head(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
+    require(ctx, name)?;
+    Ok(Response::empty(200).with_header(
+        "x-amz-bucket-region",
+        ctx.shared.config.server.region.clone(),
+    ))
+}
+
+/// `GET /bucket?location`.
+pub fn location(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
+    require(ctx, name)?;
+    Ok(Response::xml(
+        200,
+        LocationConstraint {
+            region: &ctx.shared.config.server.region,
+        }
+        .to_xml(),
+    ))
+}
+
+/// `GET /`.
+pub fn list(ctx: &CoreCtx, access_key: &str) -> Response {
+    let buckets: Vec<BucketInfo> = ctx.meta.local.with_index(|index| {
+        index
+            .buckets()
+            .map(|b| BucketInfo {
+                name: b.name.clone(),
+                creation_date: Timestamp::from_unix_ms(b.created_ms as i64),
+            })
+            .collect()
+    });
+    Response::xml(
+        200,
+        ListAllMyBucketsResult {
+            owner: &owner(access_key),
+            buckets: &buckets,
+        }
+        .to_xml(),
+    )
+}
+
+/// `DELETE /bucket`: refused while any core holds an object or an upload of the bucket.
+pub async fn delete(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
+    require(ctx, name)?;
+    let stats = MetaRequest::Stats {
+        bucket: name.to_owned(),
+    };
+    for result in ctx.meta.broadcast(&stats).await {
+        match answer(result)? {
+            MetaResponse::Stats(stats) if stats.objects == 0 => {}
+            MetaResponse::Stats(_) => {
+                return Err(S3Error::new(
+                    S3ErrorCode::BucketNotEmpty,
+                    "The bucket you tried to delete is not empty",
+                ));
+            }
+            other => return Err(unexpected(&other)),
+        }
+    }
+    for result in ctx
+        .meta
+        .broadcast(&MetaRequest::Commit(vec![Op::DeleteBucket {
+            name: name.to_owned(),
+        }]))
+        .await
+    {
+        match answer(result)? {
+            MetaResponse::Committed(_) => {}
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(Response::empty(204))
+}
