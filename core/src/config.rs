@@ -11,6 +11,7 @@ use serde::Deserialize;
 /// The whole configuration of one `tessera serve` process.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     /// Listeners, cores, data directory, naming.
     pub server: ServerConfig,
@@ -94,16 +95,6 @@ impl Default for LimitsConfig {
             body_read_timeout_ms: 60_000,
             connections_per_core_max: 4096,
             shutdown_grace_ms: 10_000,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            limits: LimitsConfig::default(),
-            credentials: Vec::new(),
         }
     }
 }

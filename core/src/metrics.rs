@@ -53,8 +53,9 @@ impl CoreMetrics {
 /// Renders all cores' counters in the Prometheus text format, one series per core.
 #[must_use]
 pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
+    type Field = fn(&CoreMetrics) -> &AtomicU64;
     let mut out = String::new();
-    let series: [(&str, &str, fn(&CoreMetrics) -> &AtomicU64); 8] = [
+    let series: [(&str, &str, Field); 8] = [
         ("tessera_connections_accepted_total", "counter", |m| {
             &m.connections_accepted
         }),

@@ -72,7 +72,7 @@ fn allowed_cpus() -> Vec<usize> {
     // bytes into it and we pass exactly that size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw mut set) != 0 {
             return vec![0];
         }
         let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)

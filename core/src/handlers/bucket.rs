@@ -118,7 +118,9 @@ pub fn list(ctx: &CoreCtx, access_key: &str) -> Response {
             .buckets()
             .map(|b| BucketInfo {
                 name: b.name.clone(),
-                creation_date: Timestamp::from_unix_ms(b.created_ms as i64),
+                creation_date: Timestamp::from_unix_ms(
+                    i64::try_from(b.created_ms).unwrap_or(i64::MAX),
+                ),
             })
             .collect()
     });

@@ -69,7 +69,11 @@ impl<'r, 'c> RequestBody<'r, 'c> {
     /// The next piece of verified-so-far payload; `None` at the end.
     pub async fn next(&mut self) -> Result<Option<&[u8]>, S3Error> {
         loop {
-            let range = self.reader.peek().await.map_err(|e| e.s3_error())?;
+            let range = self
+                .reader
+                .peek()
+                .await
+                .map_err(super::conn::BodyReadError::s3_error)?;
             let Some(decoder) = &mut self.chunked else {
                 if range.is_empty() {
                     return Ok(None);

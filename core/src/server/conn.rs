@@ -213,14 +213,13 @@ async fn read_head(
             header_deadline.get_or_insert_with(|| Instant::now() + header_timeout);
         }
         let now = Instant::now();
-        let wait = match header_deadline {
-            Some(deadline) => deadline.saturating_duration_since(now),
-            None => {
-                if ctx.shared.is_shutting_down() {
-                    return Err(HeadFailure::Closed);
-                }
-                idle_deadline.saturating_duration_since(now).min(IDLE_POLL)
+        let wait = if let Some(deadline) = header_deadline {
+            deadline.saturating_duration_since(now)
+        } else {
+            if ctx.shared.is_shutting_down() {
+                return Err(HeadFailure::Closed);
             }
+            idle_deadline.saturating_duration_since(now).min(IDLE_POLL)
         };
         if wait.is_zero() {
             return Err(HeadFailure::Closed);
@@ -372,9 +371,7 @@ impl<'c> BodyReader<'c> {
                 return Ok(0..0);
             }
             if !self.conn.buffered().is_empty() {
-                let decoded = if let Ok(decoded) = self.decoder.decode(self.conn.buffered()) {
-                    decoded
-                } else {
+                let Ok(decoded) = self.decoder.decode(self.conn.buffered()) else {
                     self.failed = true;
                     return Err(BodyReadError::Framing);
                 };

@@ -64,7 +64,7 @@ async fn handle_inner(
     let domain = ctx.shared.config.server.domain.as_str();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let input = AuthInput {
         method: head.method(),
         raw_path: head.raw_path(),

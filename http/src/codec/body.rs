@@ -220,8 +220,7 @@ fn step_framing(state: &mut Chunked, byte: u8) -> Result<(), BodyError> {
             match byte {
                 b'\r' => *saw_cr = true,
                 _ if *in_extension => {}
-                b';' => *in_extension = true,
-                b' ' | b'\t' => *in_extension = true,
+                b';' | b' ' | b'\t' => *in_extension = true,
                 _ => {
                     let digit = (byte as char).to_digit(16).ok_or(BodyError::BadChunkSize)?;
                     if *digits >= 15 {
@@ -288,7 +287,7 @@ mod tests {
     fn decode_all(
         framing: Framing,
         input: &[u8],
-        step: usize,
+        piece: usize,
     ) -> Result<(Vec<u8>, usize), BodyError> {
         let mut decoder = BodyDecoder::new(framing);
         let mut out = Vec::new();
@@ -296,18 +295,18 @@ mod tests {
         let mut fed = 0;
         let mut consumed_total = 0;
         loop {
-            let decoded = decoder.decode(&buffered)?;
-            out.extend_from_slice(&buffered[decoded.payload.clone()]);
-            buffered.drain(..decoded.consumed);
-            consumed_total += decoded.consumed;
-            if decoded.done {
+            let step = decoder.decode(&buffered)?;
+            out.extend_from_slice(&buffered[step.payload.clone()]);
+            buffered.drain(..step.consumed);
+            consumed_total += step.consumed;
+            if step.done {
                 return Ok((out, consumed_total));
             }
-            if decoded.consumed == 0 || buffered.is_empty() {
+            if step.consumed == 0 || buffered.is_empty() {
                 if fed == input.len() {
                     return Ok((out, usize::MAX));
                 }
-                let end = (fed + step).min(input.len());
+                let end = (fed + piece).min(input.len());
                 buffered.extend_from_slice(&input[fed..end]);
                 fed = end;
             }

@@ -233,7 +233,7 @@ pub fn parse_head(
     {
         let slash = rest.find('/').ok_or(HeadError::Malformed)?;
         head.target.start += path.len() - rest.len() + slash;
-    } else if !path.starts_with('/') && !(path == "*" && method == "OPTIONS") {
+    } else if !(path.starts_with('/') || (path == "*" && method == "OPTIONS")) {
         return Err(HeadError::Malformed);
     }
     let mut content_length: Option<u64> = None;
@@ -273,10 +273,9 @@ pub fn parse_head(
             {
                 head.keep_alive = false;
             }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if value.eq_ignore_ascii_case("100-continue") {
-                head.expect_continue = true;
-            }
+        } else if name.eq_ignore_ascii_case("expect") && value.eq_ignore_ascii_case("100-continue")
+        {
+            head.expect_continue = true;
         }
     }
     head.framing = Some(match (transfer_encoding, content_length) {
