@@ -739,13 +739,10 @@ pub fn is_valid_bucket_name(name: &str) -> bool {
     let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     // Length >= 3 was checked above, so first and last exist.
     let ends_ok = edge_ok(bytes[0]) && edge_ok(bytes[bytes.len() - 1]);
-    let is_ipv4 = {
-        let labels: Vec<&str> = name.split('.').collect();
-        labels.len() == 4
-            && labels
-                .iter()
-                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-    };
+    let is_ipv4 = name.split('.').count() == 4
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
     charset_ok
         && ends_ok
         && !name.contains("..")

@@ -1,8 +1,6 @@
 //! Response document writers. Each document is a plain struct the metadata layer fills; its
 //! [`XmlBody::write_xml`] appends the whole document (declaration included) to a `String`.
 
-use std::fmt::Write as _;
-
 use crate::error::{escape_xml_into, S3ErrorCode};
 use crate::s3::percent::encode_url_into;
 use crate::xml::time::Timestamp;
@@ -77,9 +75,9 @@ impl Writer<'_> {
         }
     }
 
-    fn number(&mut self, name: &str, value: impl std::fmt::Display) {
+    fn number(&mut self, name: &str, value: impl Into<u64>) {
         self.open(name);
-        let _ = write!(self.out, "{value}");
+        push_u64(self.out, value.into());
         self.close(name);
     }
 
@@ -129,6 +127,23 @@ impl Writer<'_> {
         if encoding_url {
             self.text("EncodingType", "url");
         }
+    }
+}
+
+/// Appends `value` in decimal without going through `fmt` (one per listing entry).
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8; // 0..=9, so the cast is exact
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
     }
 }
 
@@ -375,7 +390,10 @@ impl XmlBody for ListObjectsV2Result<'_> {
         if let Some(start_after) = self.start_after {
             w.key_text("StartAfter", start_after, url);
         }
-        w.number("KeyCount", self.contents.len() + self.common_prefixes.len());
+        w.number(
+            "KeyCount",
+            (self.contents.len() + self.common_prefixes.len()) as u64,
+        );
         w.number("MaxKeys", self.max_keys);
         if let Some(delimiter) = self.delimiter {
             w.key_text("Delimiter", delimiter, url);
