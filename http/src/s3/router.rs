@@ -29,7 +29,7 @@
 use std::borrow::Cow;
 
 use crate::error::{S3Error, S3ErrorCode};
-use crate::s3::percent::{decode_path, decode_query, DecodeError};
+use crate::s3::percent::{decode_path, decode_query};
 
 /// Longest object key in bytes of UTF-8 (S3's limit); longer keys get `KeyTooLongError`.
 pub const KEY_BYTES_MAX: usize = 1024;
@@ -611,7 +611,7 @@ impl<'a> Query<'a> {
                 ));
             }
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode_query(name).map_err(uri_error)?;
+            let name = decode_query(name)?;
             if let Some(param) = Param::from_wire(&name) {
                 let slot = &mut values[param as usize];
                 if slot.is_none() {
@@ -628,10 +628,7 @@ impl<'a> Query<'a> {
 
     /// The decoded value of `param`, if present.
     fn get(&self, param: Param) -> Result<Option<Cow<'a, str>>, S3Error> {
-        self.values[param as usize]
-            .map(decode_query)
-            .transpose()
-            .map_err(uri_error)
+        self.values[param as usize].map(decode_query).transpose()
     }
 
     fn string(&self, param: Param) -> Result<Option<String>, S3Error> {
@@ -691,14 +688,6 @@ impl<'a> Query<'a> {
 
 fn invalid_argument(message: impl Into<String>) -> S3Error {
     S3Error::new(S3ErrorCode::InvalidArgument, message)
-}
-
-fn uri_error(err: DecodeError) -> S3Error {
-    let message = match err {
-        DecodeError::BadEscape => "Couldn't parse the specified URI: bad percent-encoding",
-        DecodeError::NotUtf8 => "Couldn't parse the specified URI: not UTF-8",
-    };
-    S3Error::new(S3ErrorCode::InvalidURI, message)
 }
 
 fn method_not_allowed() -> S3Error {
@@ -791,7 +780,7 @@ impl Method {
     }
 }
 
-/// `host` without a port, or `None` for a malformed bracketed IPv6 literal.
+/// `host` without its `:port`; a bracketed IPv6 literal is returned whole (never a virtual host).
 fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: `[::1]:9000`; never a virtual host.
@@ -802,6 +791,7 @@ fn host_without_port(host: &str) -> &str {
 
 /// The bucket named by a virtual-host `Host`, if `host` is `<bucket>.<domain>`.
 fn virtual_host_bucket<'h>(host: &'h str, domain: &str) -> Option<&'h str> {
+    let domain = host_without_port(domain);
     let host = host_without_port(host.trim());
     let host = host.strip_suffix('.').unwrap_or(host); // a fully qualified name's root dot
     let prefix_len = host.len().checked_sub(domain.len() + 1)?;
@@ -833,14 +823,14 @@ fn address(head: &RequestHead<'_>, vhost_domain: Option<&str>) -> Result<Target,
         None if path.is_empty() => return Ok(Target::Service),
         None => {
             let (raw_bucket, raw_key) = path.split_once('/').unwrap_or((path, ""));
-            (decode_path(raw_bucket).map_err(uri_error)?, raw_key)
+            (decode_path(raw_bucket)?, raw_key)
         }
     };
     let bucket = bucket.into_owned();
     if raw_key.is_empty() {
         return Ok(Target::Bucket(bucket));
     }
-    let key = decode_path(raw_key).map_err(uri_error)?.into_owned();
+    let key = decode_path(raw_key)?.into_owned();
     check_key(&key)?;
     Ok(Target::Object(bucket, key))
 }
@@ -1317,6 +1307,11 @@ mod tests {
         assert_eq!(
             virtual_host_bucket("é.s3.example.com", "s3.example.com"),
             Some("é")
+        );
+        // A configured domain with a port matches hosts with or without it.
+        assert_eq!(
+            virtual_host_bucket("b.s3.example.com:80", "s3.example.com:9000"),
+            Some("b")
         );
     }
 
