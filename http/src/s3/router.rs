@@ -287,8 +287,10 @@ unsupported_ops! {
 ///
 /// `bucket` is always a valid S3 bucket name; `key` is 1..=[`KEY_BYTES_MAX`] bytes of UTF-8,
 /// exactly as the client named it (no normalisation of `//`, `.`, trailing `/`).
+///
+/// Deliberately not `#[non_exhaustive]`: the server matches it exhaustively, so a new
+/// operation added here fails to compile until it has a handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Endpoint {
     /// `GET /`.
     ListBuckets,

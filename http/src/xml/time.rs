@@ -140,6 +140,21 @@ mod tests {
         );
     }
 
+    /// System times convert to milliseconds on both sides of the epoch.
+    #[test]
+    fn from_system_time() {
+        let after = UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+        assert_eq!(
+            Timestamp::from_system_time(after),
+            Timestamp::from_unix_ms(1_500)
+        );
+        let before = UNIX_EPOCH - std::time::Duration::from_millis(2_250);
+        assert_eq!(
+            Timestamp::from_system_time(before),
+            Timestamp::from_unix_ms(-2_250)
+        );
+    }
+
     /// Every day of 1970..2100 formats to the calendar date `httpdate` (an independent
     /// implementation) gives for the same instant.
     #[test]
