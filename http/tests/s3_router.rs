@@ -388,6 +388,10 @@ fn validation_errors() {
 /// max-keys and friends are capped at 1000, even past u32.
 #[test]
 fn limits_are_capped() {
+    let head = RequestHead::from_target("GET", "/bkt?max-keys=-1", None);
+    let err = Endpoint::from_request(&head, None, &NoHeaders).expect_err("negative");
+    assert_eq!(err.message, "max-keys must be a non-negative integer");
+    assert_eq!(err.resource, "/bkt");
     assert!(matches!(
         route("GET", "/bkt?max-keys=99999999999999999999"),
         Ok(Endpoint::ListObjects { params, .. }) if params.max_keys == LIST_ENTRIES_MAX

@@ -532,6 +532,11 @@ macro_rules! params {
             fn from_wire(name: &str) -> Option<Param> {
                 match name { $($wire => Some(Param::$variant),)* _ => None }
             }
+
+            /// The name as sent on the wire, for error messages.
+            fn wire(self) -> &'static str {
+                match self { $(Param::$variant => $wire,)* }
+            }
         }
     };
 }
@@ -655,7 +660,8 @@ impl<'a> Query<'a> {
         };
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid_argument(format!(
-                "{param:?} must be a non-negative integer"
+                "{} must be a non-negative integer",
+                param.wire()
             )));
         }
         // All digits: only overflow can fail, and any overflowing value is above the cap.
