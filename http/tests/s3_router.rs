@@ -335,6 +335,16 @@ fn validation_errors() {
             S3ErrorCode::InvalidArgument,
         ),
         (
+            "GET",
+            s("/bkt/k?partNumber=%2B5"),
+            S3ErrorCode::InvalidArgument,
+        ),
+        (
+            "GET",
+            s("/bkt/k?uploadId=U&part-number-marker=%2B1"),
+            S3ErrorCode::InvalidArgument,
+        ),
+        (
             "PUT",
             s("/bkt/k?partNumber=1"),
             S3ErrorCode::InvalidArgument,

@@ -705,11 +705,15 @@ fn method_not_allowed() -> S3Error {
     )
 }
 
+/// Plain decimal digits only: `str::parse` would also take a leading `+` (sent as `%2B`).
+fn parse_decimal_u16(value: &str) -> Option<u16> {
+    let digits_only = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    digits_only.then(|| value.parse::<u16>().ok()).flatten()
+}
+
 /// A part number 1..=[`PART_NUMBER_MAX`].
 fn parse_part_number(value: &str) -> Result<u16, S3Error> {
-    value
-        .parse::<u16>()
-        .ok()
+    parse_decimal_u16(value)
         .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
         .ok_or_else(|| {
             invalid_argument(format!(
@@ -1072,9 +1076,7 @@ fn route_object<H: HeaderLookup + ?Sized>(
                 }
                 let part_number_marker = match query.get(Param::PartNumberMarker)? {
                     None => 0,
-                    Some(v) => v
-                        .parse::<u16>()
-                        .ok()
+                    Some(v) => parse_decimal_u16(&v)
                         .filter(|n| *n <= PART_NUMBER_MAX)
                         .ok_or_else(|| invalid_argument("invalid part-number-marker"))?,
                 };
