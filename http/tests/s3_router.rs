@@ -7,8 +7,9 @@
 use proptest::prelude::*;
 use tessera_http::s3::percent::encode_path_into;
 use tessera_http::s3::router::{
-    CopyRange, CopySource, ListObjectsParams, ListObjectsV2Params, ListPartsParams,
-    ListUploadsParams, ObjectReadParams, UnsupportedOp, KEY_BYTES_MAX, LIST_ENTRIES_MAX,
+    CopyRange, CopySource, ListBucketsParams, ListObjectsParams, ListObjectsV2Params,
+    ListPartsParams, ListUploadsParams, ObjectReadParams, UnsupportedOp, KEY_BYTES_MAX,
+    LIST_ENTRIES_MAX,
 };
 use tessera_http::s3::{BodyKind, Endpoint, NoHeaders, RequestHead};
 use tessera_http::S3ErrorCode;
@@ -40,8 +41,24 @@ fn every_supported_operation() {
     let b = || s("bkt");
     let k = || s("dir/key.txt");
     let cases: Vec<(&str, &str, Endpoint)> = vec![
-        ("GET", "/", Endpoint::ListBuckets),
-        ("GET", "/?x-id=ListBuckets", Endpoint::ListBuckets),
+        ("GET", "/", Endpoint::ListBuckets { params: ListBucketsParams::default() }),
+        (
+            "GET",
+            "/?x-id=ListBuckets",
+            Endpoint::ListBuckets { params: ListBucketsParams::default() },
+        ),
+        (
+            "GET",
+            "/?max-buckets=10&prefix=logs-&continuation-token=dG9r%3D&bucket-region=eu-west-1",
+            Endpoint::ListBuckets {
+                params: ListBucketsParams {
+                    prefix: Some(s("logs-")),
+                    continuation_token: Some(s("dG9r=")),
+                    max_buckets: Some(10),
+                    bucket_region: Some(s("eu-west-1")),
+                },
+            },
+        ),
         ("PUT", "/bkt", Endpoint::CreateBucket { bucket: b() }),
         ("PUT", "/bkt/", Endpoint::CreateBucket { bucket: b() }),
         ("HEAD", "/bkt", Endpoint::HeadBucket { bucket: b() }),
@@ -257,8 +274,18 @@ fn virtual_host_style() {
         route_host("/?location", "bkt.s3.example.com"),
         Ok(Endpoint::GetBucketLocation { .. })
     ));
-    assert_eq!(route_host("/", "s3.example.com"), Ok(Endpoint::ListBuckets));
-    assert_eq!(route_host("/", "127.0.0.1:9000"), Ok(Endpoint::ListBuckets));
+    assert_eq!(
+        route_host("/", "s3.example.com"),
+        Ok(Endpoint::ListBuckets {
+            params: ListBucketsParams::default()
+        })
+    );
+    assert_eq!(
+        route_host("/", "127.0.0.1:9000"),
+        Ok(Endpoint::ListBuckets {
+            params: ListBucketsParams::default()
+        })
+    );
     assert!(
         matches!(route_host("/bkt/k", "other.host"), Ok(Endpoint::GetObject { bucket, .. }) if bucket == "bkt")
     );
@@ -339,6 +366,13 @@ fn validation_errors() {
             s("/bkt/k?partNumber=%2B5"),
             S3ErrorCode::InvalidArgument,
         ),
+        ("GET", s("/?max-buckets=0"), S3ErrorCode::InvalidArgument),
+        (
+            "GET",
+            s("/?max-buckets=10001"),
+            S3ErrorCode::InvalidArgument,
+        ),
+        ("GET", s("/?max-buckets=%2B5"), S3ErrorCode::InvalidArgument),
         (
             "GET",
             s("/bkt/k?uploadId=U&part-number-marker=%2B1"),

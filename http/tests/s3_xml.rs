@@ -184,6 +184,8 @@ fn list_buckets() {
     let xml = ListAllMyBucketsResult {
         owner: &owner,
         buckets: &buckets,
+        continuation_token: None,
+        prefix: None,
     }
     .to_xml();
     let expected = format!(
@@ -194,6 +196,19 @@ fn list_buckets() {
         owner.id
     );
     assert_eq!(xml, expected);
+
+    // A paginated page echoes the prefix and hands out the next token after the buckets.
+    let page = ListAllMyBucketsResult {
+        owner: &owner,
+        buckets: &buckets[..1],
+        continuation_token: Some("dG9r&"),
+        prefix: Some("example"),
+    }
+    .to_xml();
+    assert!(
+        page.ends_with("</Buckets><ContinuationToken>dG9r&amp;</ContinuationToken><Prefix>example</Prefix></ListAllMyBucketsResult>"),
+        "{page}"
+    );
 }
 
 /// GetBucketLocation: us-east-1 is an empty element, other regions are named.

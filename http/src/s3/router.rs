@@ -169,6 +169,22 @@ pub struct ObjectReadParams {
     pub overrides: ResponseOverrides,
 }
 
+/// Most buckets one ListBuckets page may return (S3's `max-buckets` range is 1..=10 000).
+pub const LIST_BUCKETS_MAX: u32 = 10_000;
+
+/// Parameters of ListBuckets (the paginated form SDKs use since 2024; all optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListBucketsParams {
+    /// `prefix`: only buckets whose name starts with it.
+    pub prefix: Option<String>,
+    /// `continuation-token`, opaque to the router.
+    pub continuation_token: Option<String>,
+    /// `max-buckets` (1..=[`LIST_BUCKETS_MAX`]); `None` means all buckets.
+    pub max_buckets: Option<u32>,
+    /// `bucket-region`: only buckets of that region.
+    pub bucket_region: Option<String>,
+}
+
 /// Parameters of ListObjects (v1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListObjectsParams {
@@ -293,7 +309,7 @@ unsupported_ops! {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// `GET /`.
-    ListBuckets,
+    ListBuckets { params: ListBucketsParams },
     /// `PUT /bucket` (optional CreateBucketConfiguration body).
     CreateBucket { bucket: String },
     /// `HEAD /bucket`.
@@ -419,7 +435,7 @@ impl Endpoint {
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
-            Endpoint::ListBuckets => "ListBuckets",
+            Endpoint::ListBuckets { .. } => "ListBuckets",
             Endpoint::CreateBucket { .. } => "CreateBucket",
             Endpoint::HeadBucket { .. } => "HeadBucket",
             Endpoint::DeleteBucket { .. } => "DeleteBucket",
@@ -450,7 +466,7 @@ impl Endpoint {
     #[must_use]
     pub fn bucket(&self) -> Option<&str> {
         match self {
-            Endpoint::ListBuckets => None,
+            Endpoint::ListBuckets { .. } => None,
             Endpoint::Unsupported { bucket, .. } => bucket.as_deref(),
             Endpoint::CreateBucket { bucket }
             | Endpoint::HeadBucket { bucket }
@@ -543,6 +559,8 @@ macro_rules! params {
 
 params! {
     ListType => "list-type",
+    MaxBuckets => "max-buckets",
+    BucketRegion => "bucket-region",
     Prefix => "prefix",
     Delimiter => "delimiter",
     MaxKeys => "max-keys",
@@ -857,7 +875,7 @@ fn route<H: HeaderLookup + ?Sized>(
     let query = Query::parse(head.query)?;
     match target {
         Target::Service => match method {
-            Method::Get => Ok(Endpoint::ListBuckets),
+            Method::Get => list_buckets(&query),
             Method::Options => Ok(Endpoint::Unsupported {
                 bucket: None,
                 key: None,
@@ -999,6 +1017,29 @@ fn route_bucket(method: Method, bucket: String, query: &Query<'_>) -> Result<End
             operation: UnsupportedOp::PreflightRequest,
         }),
     }
+}
+
+fn list_buckets(query: &Query<'_>) -> Result<Endpoint, S3Error> {
+    let max_buckets = match query.get(Param::MaxBuckets)? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| {
+                    v.bytes().all(|b| b.is_ascii_digit()) && (1..=LIST_BUCKETS_MAX).contains(n)
+                })
+                .ok_or_else(|| {
+                    invalid_argument("max-buckets must be an integer between 1 and 10000")
+                })?,
+        ),
+    };
+    let params = ListBucketsParams {
+        prefix: query.string(Param::Prefix)?,
+        continuation_token: query.string(Param::ContinuationToken)?,
+        max_buckets,
+        bucket_region: query.string(Param::BucketRegion)?,
+    };
+    Ok(Endpoint::ListBuckets { params })
 }
 
 fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> {

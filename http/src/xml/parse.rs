@@ -557,6 +557,8 @@ mod tests {
                 ListAllMyBucketsResult {
                     owner: &owner,
                     buckets: &buckets,
+                    continuation_token: Some(nasty),
+                    prefix: Some(nasty),
                 }
                 .to_xml(),
             ),

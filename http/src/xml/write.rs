@@ -185,8 +185,12 @@ pub struct BucketInfo {
 pub struct ListAllMyBucketsResult<'a> {
     /// The caller.
     pub owner: &'a Owner,
-    /// Every bucket, in name order.
+    /// The buckets of this page, in name order.
     pub buckets: &'a [BucketInfo],
+    /// Token for the next page (paginated ListBuckets, only when more buckets follow).
+    pub continuation_token: Option<&'a str>,
+    /// The request's prefix, echoed when given.
+    pub prefix: Option<&'a str>,
 }
 
 impl XmlBody for ListAllMyBucketsResult<'_> {
@@ -202,6 +206,8 @@ impl XmlBody for ListAllMyBucketsResult<'_> {
             w.close("Bucket");
         }
         w.close("Buckets");
+        w.opt_text("ContinuationToken", self.continuation_token);
+        w.opt_text("Prefix", self.prefix);
         w.close("ListAllMyBucketsResult");
     }
 }
