@@ -417,12 +417,37 @@ impl Endpoint {
     ///
     /// `vhost_domain` is the configured virtual-host domain (e.g. `s3.example.com`): a `Host`
     /// of `bucket.s3.example.com` names the bucket; any other host means path style.
+    ///
+    /// ```
+    /// use tessera_http::s3::{BodyKind, Endpoint, NoHeaders, RequestHead};
+    ///
+    /// let target = "/photos/2026/a+b%20c.jpg?partNumber=2&uploadId=VXBsb2Fk";
+    /// let head = RequestHead::from_target("PUT", target, Some("s3.example.com"));
+    /// let endpoint = Endpoint::from_request(&head, Some("s3.example.com"), &NoHeaders)?;
+    /// assert_eq!(endpoint.name(), "UploadPart");
+    /// assert_eq!(endpoint.bucket(), Some("photos"));
+    /// assert_eq!(endpoint.key(), Some("2026/a+b c.jpg"));
+    /// assert_eq!(endpoint.body(), BodyKind::Stream);
+    /// # Ok::<(), tessera_http::S3Error>(())
+    /// ```
     pub fn from_request<H: HeaderLookup + ?Sized>(
         head: &RequestHead<'_>,
         vhost_domain: Option<&str>,
         headers: &H,
     ) -> Result<Endpoint, S3Error> {
-        route(head, vhost_domain, headers).map_err(|e| {
+        let routed = route(head, vhost_domain, headers);
+        // Pair of the checks made while routing: whatever comes out names a valid bucket and a
+        // key within the limit.
+        if let Ok(endpoint) = &routed {
+            debug_assert!(
+                endpoint.bucket().is_none_or(is_valid_bucket_name),
+                "{endpoint:?}"
+            );
+            debug_assert!(endpoint
+                .key()
+                .is_none_or(|k| (1..=KEY_BYTES_MAX).contains(&k.len())));
+        }
+        routed.map_err(|e| {
             if e.resource.is_empty() {
                 e.with_resource(head.path)
             } else {
