@@ -609,6 +609,34 @@ fn complete_multipart_upload_errors() {
     }
 }
 
+/// The largest legitimate CompleteMultipartUpload (10 000 parts, every checksum) fits the body
+/// and element limits; one part more is MalformedXML.
+#[test]
+fn complete_multipart_upload_at_the_limit() {
+    let body = |parts: u32| {
+        let mut body = String::from("<CompleteMultipartUpload>");
+        for n in 1..=parts {
+            let _ = write!(
+                body,
+                "<Part><PartNumber>{n}</PartNumber><ETag>\"{n:032x}\"</ETag>\
+                 <ChecksumCRC32>AAAAAA==</ChecksumCRC32><ChecksumCRC32C>AAAAAA==</ChecksumCRC32C>\
+                 <ChecksumCRC64NVME>AAAAAAAAAAA=</ChecksumCRC64NVME>\
+                 <ChecksumSHA1>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</ChecksumSHA1>\
+                 <ChecksumSHA256>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=</ChecksumSHA256></Part>"
+            );
+        }
+        body.push_str("</CompleteMultipartUpload>");
+        body
+    };
+    let full = body(10_000);
+    assert!(full.len() <= XML_BODY_BYTES_MAX, "{} bytes", full.len());
+    let parsed = parse_complete_multipart_upload(full.as_bytes()).expect("10000 parts");
+    assert_eq!(parsed.parts.len(), 10_000);
+    assert_eq!(parsed.parts[9_999].etag, format!("{:032x}", 10_000));
+    let err = parse_complete_multipart_upload(body(10_001).as_bytes()).expect_err("10001");
+    assert_eq!(err.code, S3ErrorCode::MalformedXML);
+}
+
 /// Bodies over the limit are refused before parsing.
 #[test]
 fn oversized_body() {
