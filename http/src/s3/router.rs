@@ -48,6 +48,9 @@ pub const QUERY_PARAMS_MAX: usize = 64;
 
 const _: () = assert!(BUCKET_NAME_BYTES_MIN <= BUCKET_NAME_BYTES_MAX);
 const _: () = assert!(LIST_ENTRIES_MAX >= 1 && PART_NUMBER_MAX >= 1);
+// Every request moves its Endpoint a few times; rare, bulky parameters (listing options, copy
+// sources, response overrides) are boxed to keep it within two cache lines.
+const _: () = assert!(std::mem::size_of::<Endpoint>() <= 128);
 
 /// Looks request headers up by name, case-insensitively. The router needs only a few
 /// (`x-amz-copy-source`, `x-amz-copy-source-range`), so the codec's own storage is used as is.
@@ -165,8 +168,9 @@ pub struct ObjectReadParams {
     pub part_number: Option<u16>,
     /// `versionId`; Tessera keeps no versions, so only `null` can match.
     pub version_id: Option<String>,
-    /// `response-*` header overrides.
-    pub overrides: ResponseOverrides,
+    /// `response-*` header overrides; boxed because presigned downloads are the only users
+    /// and the common GET should not carry six empty strings through every move.
+    pub overrides: Option<Box<ResponseOverrides>>,
 }
 
 /// Most buckets one ListBuckets page may return (S3's `max-buckets` range is 1..=10 000).
@@ -309,7 +313,7 @@ unsupported_ops! {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// `GET /`.
-    ListBuckets { params: ListBucketsParams },
+    ListBuckets { params: Box<ListBucketsParams> },
     /// `PUT /bucket` (optional CreateBucketConfiguration body).
     CreateBucket { bucket: String },
     /// `HEAD /bucket`.
@@ -325,17 +329,17 @@ pub enum Endpoint {
     /// `GET /bucket` (v1 listing).
     ListObjects {
         bucket: String,
-        params: ListObjectsParams,
+        params: Box<ListObjectsParams>,
     },
     /// `GET /bucket?list-type=2`.
     ListObjectsV2 {
         bucket: String,
-        params: ListObjectsV2Params,
+        params: Box<ListObjectsV2Params>,
     },
     /// `GET /bucket?uploads`.
     ListMultipartUploads {
         bucket: String,
-        params: ListUploadsParams,
+        params: Box<ListUploadsParams>,
     },
     /// `POST /bucket?delete` with a Delete document.
     DeleteObjects { bucket: String },
@@ -345,7 +349,7 @@ pub enum Endpoint {
     CopyObject {
         bucket: String,
         key: String,
-        source: CopySource,
+        source: Box<CopySource>,
     },
     /// `GET /bucket/key`.
     GetObject {
@@ -382,7 +386,7 @@ pub enum Endpoint {
         key: String,
         upload_id: String,
         part_number: u16,
-        source: CopySource,
+        source: Box<CopySource>,
         range: Option<CopyRange>,
     },
     /// `POST /bucket/key?uploadId=U` with a CompleteMultipartUpload document.
@@ -1004,7 +1008,10 @@ fn route_bucket(method: Method, bucket: String, query: &Query<'_>) -> Result<End
                 max_uploads: query.entry_limit(Param::MaxUploads)?,
                 encoding_url: query.encoding_url()?,
             };
-            return Ok(Endpoint::ListMultipartUploads { bucket, params });
+            return Ok(Endpoint::ListMultipartUploads {
+                bucket,
+                params: Box::new(params),
+            });
         }
         Method::Post if query.has(Param::Delete) => return Ok(Endpoint::DeleteObjects { bucket }),
         _ => {}
@@ -1064,7 +1071,9 @@ fn list_buckets(query: &Query<'_>) -> Result<Endpoint, S3Error> {
         max_buckets,
         bucket_region: query.string(Param::BucketRegion)?,
     };
-    Ok(Endpoint::ListBuckets { params })
+    Ok(Endpoint::ListBuckets {
+        params: Box::new(params),
+    })
 }
 
 fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> {
@@ -1085,7 +1094,10 @@ fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> 
                 fetch_owner,
                 encoding_url: query.encoding_url()?,
             };
-            Ok(Endpoint::ListObjectsV2 { bucket, params })
+            Ok(Endpoint::ListObjectsV2 {
+                bucket,
+                params: Box::new(params),
+            })
         }
         None => {
             let params = ListObjectsParams {
@@ -1095,10 +1107,36 @@ fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> 
                 max_keys: query.entry_limit(Param::MaxKeys)?,
                 encoding_url: query.encoding_url()?,
             };
-            Ok(Endpoint::ListObjects { bucket, params })
+            Ok(Endpoint::ListObjects {
+                bucket,
+                params: Box::new(params),
+            })
         }
         Some(_) => Err(invalid_argument("list-type must be 2 when given")),
     }
+}
+
+/// The `response-*` overrides, or `None` (no allocation) when the request has none.
+fn response_overrides(query: &Query<'_>) -> Result<Option<Box<ResponseOverrides>>, S3Error> {
+    const PARAMS: [Param; 6] = [
+        Param::ResponseCacheControl,
+        Param::ResponseContentDisposition,
+        Param::ResponseContentEncoding,
+        Param::ResponseContentLanguage,
+        Param::ResponseContentType,
+        Param::ResponseExpires,
+    ];
+    if !PARAMS.iter().any(|&p| query.has(p)) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(ResponseOverrides {
+        cache_control: query.string(Param::ResponseCacheControl)?,
+        content_disposition: query.string(Param::ResponseContentDisposition)?,
+        content_encoding: query.string(Param::ResponseContentEncoding)?,
+        content_language: query.string(Param::ResponseContentLanguage)?,
+        content_type: query.string(Param::ResponseContentType)?,
+        expires: query.string(Param::ResponseExpires)?,
+    })))
 }
 
 fn route_object<H: HeaderLookup + ?Sized>(
@@ -1160,14 +1198,7 @@ fn route_object<H: HeaderLookup + ?Sized>(
             let params = ObjectReadParams {
                 part_number: query.part_number()?,
                 version_id: query.string(Param::VersionId)?,
-                overrides: ResponseOverrides {
-                    cache_control: query.string(Param::ResponseCacheControl)?,
-                    content_disposition: query.string(Param::ResponseContentDisposition)?,
-                    content_encoding: query.string(Param::ResponseContentEncoding)?,
-                    content_language: query.string(Param::ResponseContentLanguage)?,
-                    content_type: query.string(Param::ResponseContentType)?,
-                    expires: query.string(Param::ResponseExpires)?,
-                },
+                overrides: response_overrides(query)?,
             };
             if method == Method::Get {
                 Ok(Endpoint::GetObject {
@@ -1187,7 +1218,8 @@ fn route_object<H: HeaderLookup + ?Sized>(
             let copy_source = headers
                 .header("x-amz-copy-source")
                 .map(parse_copy_source)
-                .transpose()?;
+                .transpose()?
+                .map(Box::new);
             let part_number = query.part_number()?;
             match (upload_id, part_number) {
                 (Some(upload_id), Some(part_number)) => match copy_source {
