@@ -655,6 +655,26 @@ proptest! {
         prop_assert_eq!(params.prefix, prefix);
     }
 
+    /// Fully arbitrary text in every field never panics the router, and whatever routes names a
+    /// valid bucket and a key within the limit.
+    #[test]
+    fn arbitrary_text_never_panics(
+        method in any::<String>(),
+        path in any::<String>(),
+        query in any::<String>(),
+        host in any::<String>(),
+        copy in any::<String>(),
+    ) {
+        let path = format!("/{path}");
+        let head = RequestHead { method: &method, path: &path, query: &query, host: Some(&host) };
+        let headers = [("x-amz-copy-source", copy.as_str()), ("x-amz-copy-source-range", copy.as_str())];
+        if let Ok(endpoint) = Endpoint::from_request(&head, Some(DOMAIN), &headers[..]) {
+            prop_assert!(endpoint.key().is_none_or(|k| !k.is_empty() && k.len() <= KEY_BYTES_MAX));
+        }
+        let put = RequestHead { method: "PUT", path: &path, query: &query, host: Some(&host) };
+        let _ = Endpoint::from_request(&put, Some(DOMAIN), &headers[..]);
+    }
+
     /// Arbitrary request heads never panic the router; they route or fail with an S3 error.
     #[test]
     fn arbitrary_heads_never_panic(
