@@ -138,7 +138,11 @@ impl S3Error {
     /// An error with `code` and `message` and no resource yet.
     #[must_use]
     pub fn new(code: S3ErrorCode, message: impl Into<String>) -> Self {
-        S3Error { code, message: message.into(), resource: String::new() }
+        S3Error {
+            code,
+            message: message.into(),
+            resource: String::new(),
+        }
     }
 
     /// The same error naming `resource`.
@@ -220,7 +224,10 @@ mod tests {
         for &code in S3ErrorCode::ALL {
             let err = S3Error::new(code, "a <b> & 'c'").with_resource("/bucket/k&y");
             let xml = err.to_xml("REQ1");
-            assert!(xml.contains(&format!("<Code>{}</Code>", err.code_name())), "{xml}");
+            assert!(
+                xml.contains(&format!("<Code>{}</Code>", err.code_name())),
+                "{xml}"
+            );
             assert!(xml.contains("<Message>a &lt;b&gt; &amp; &apos;c&apos;</Message>"));
             assert!(xml.contains("<Resource>/bucket/k&amp;y</Resource>"));
             assert!(xml.contains("<RequestId>REQ1</RequestId>"));

@@ -1,0 +1,377 @@
+//! Configuration: the TOML file, the command line, and the validation that names bad keys.
+//!
+//! Precedence: command-line flags override the file, the file overrides built-in defaults.
+//! Every limit here is documented in README.md key by key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole configuration of one `tessera serve` process.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listeners, cores, data directory, naming.
+    pub server: ServerConfig,
+    /// Bounds on what one client can make the gateway hold or wait for.
+    pub limits: LimitsConfig,
+    /// Access keys accepted by the gateway.
+    pub credentials: Vec<CredentialConfig>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// S3 listener address.
+    pub listen: SocketAddr,
+    /// Admin listener address (health, metrics).
+    pub admin_listen: SocketAddr,
+    /// Where metadata, generated credentials and default `dir` sites live.
+    pub data_dir: PathBuf,
+    /// Executor threads, one per CPU; 0 means one per available CPU.
+    pub cores: usize,
+    /// Virtual-host domain: requests to `BUCKET.<domain>` address BUCKET. Empty: path style only.
+    pub domain: String,
+    /// The region the gateway reports and that SigV4 scopes must name.
+    pub region: String,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Bytes of one request head (request line + headers).
+    pub header_bytes_max: usize,
+    /// Header lines in one request.
+    pub header_count_max: usize,
+    /// Bytes of the request target (path + query).
+    pub uri_bytes_max: usize,
+    /// Time a client has to send a complete request head once it started one.
+    pub header_read_timeout_ms: u64,
+    /// Time an idle keep-alive connection is kept open.
+    pub idle_timeout_ms: u64,
+    /// Time without progress while reading a request body.
+    pub body_read_timeout_ms: u64,
+    /// Open client connections per core; beyond it new connections get 503 SlowDown.
+    pub connections_per_core_max: usize,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take before the process exits.
+    pub shutdown_grace_ms: u64,
+}
+
+/// One `[[credentials]]` entry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Access key id (3–128 printable ASCII characters).
+    pub access_key: String,
+    /// Secret key (at least 8 characters).
+    pub secret_key: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            data_dir: PathBuf::from("./tessera-data"),
+            cores: 0,
+            domain: String::new(),
+            region: "us-east-1".to_owned(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            header_bytes_max: 16 * 1024,
+            header_count_max: 100,
+            uri_bytes_max: 8 * 1024,
+            header_read_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 60_000,
+            connections_per_core_max: 4096,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            limits: LimitsConfig::default(),
+            credentials: Vec::new(),
+        }
+    }
+}
+
+/// A configuration problem, naming the offending key or flag.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Flags of `tessera serve`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeArgs {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen HOST:PORT`.
+    pub listen: Option<String>,
+    /// `--admin-listen HOST:PORT`.
+    pub admin_listen: Option<String>,
+    /// `--cores N`.
+    pub cores: Option<String>,
+    /// `--domain NAME`.
+    pub domain: Option<String>,
+}
+
+impl ServeArgs {
+    /// Parses the arguments after `serve`; accepts `--flag value` and `--flag=value`.
+    pub fn parse(args: &[String]) -> Result<Self, ConfigError> {
+        let mut parsed = ServeArgs::default();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if arg.starts_with("--") => (flag, Some(value.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = || -> Result<String, ConfigError> {
+                inline
+                    .clone()
+                    .or_else(|| iter.next().cloned())
+                    .ok_or_else(|| ConfigError(format!("flag {flag} needs a value")))
+            };
+            match flag {
+                "--config" => parsed.config = Some(PathBuf::from(value()?)),
+                "--data-dir" => parsed.data_dir = Some(PathBuf::from(value()?)),
+                "--listen" => parsed.listen = Some(value()?),
+                "--admin-listen" => parsed.admin_listen = Some(value()?),
+                "--cores" => parsed.cores = Some(value()?),
+                "--domain" => parsed.domain = Some(value()?),
+                other => {
+                    return Err(ConfigError(format!(
+                        "unknown flag {other} (see `tessera help`)"
+                    )))
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+impl Config {
+    /// Parses a TOML document; unknown keys and wrong types are errors naming the key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("config: {e}")))
+    }
+
+    /// Loads the file named by `--config` (if any), applies the flags, and validates.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
+                Config::from_toml(&text)
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        if let Some(dir) = &args.data_dir {
+            config.server.data_dir.clone_from(dir);
+        }
+        if let Some(listen) = &args.listen {
+            config.server.listen = parse_addr("--listen", listen)?;
+        }
+        if let Some(listen) = &args.admin_listen {
+            config.server.admin_listen = parse_addr("--admin-listen", listen)?;
+        }
+        if let Some(cores) = &args.cores {
+            config.server.cores = cores
+                .parse()
+                .map_err(|_| ConfigError(format!("--cores: `{cores}` is not a number")))?;
+        }
+        if let Some(domain) = &args.domain {
+            config.server.domain.clone_from(domain);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks relations between values; the message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let check = |ok: bool, key: &str, why: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError(format!("{key}: {why}")))
+            }
+        };
+        check(
+            (1024..=1 << 20).contains(&limits.header_bytes_max),
+            "limits.header_bytes_max",
+            "must be 1024..=1048576",
+        )?;
+        check(
+            (8..=tessera_http::codec::head::HEADER_COUNT_CAP).contains(&limits.header_count_max),
+            "limits.header_count_max",
+            "must be 8..=256",
+        )?;
+        check(
+            (256..=limits.header_bytes_max).contains(&limits.uri_bytes_max),
+            "limits.uri_bytes_max",
+            "must be 256..=header_bytes_max",
+        )?;
+        check(
+            limits.header_read_timeout_ms > 0,
+            "limits.header_read_timeout_ms",
+            "must be > 0",
+        )?;
+        check(
+            limits.idle_timeout_ms > 0,
+            "limits.idle_timeout_ms",
+            "must be > 0",
+        )?;
+        check(
+            limits.body_read_timeout_ms > 0,
+            "limits.body_read_timeout_ms",
+            "must be > 0",
+        )?;
+        check(
+            limits.connections_per_core_max > 0,
+            "limits.connections_per_core_max",
+            "must be > 0",
+        )?;
+        check(
+            self.server.cores <= 1024,
+            "server.cores",
+            "must be at most 1024",
+        )?;
+        check(
+            !self.server.region.is_empty(),
+            "server.region",
+            "must not be empty",
+        )?;
+        check(
+            self.server.domain.is_empty() || self.server.domain.split('.').all(|l| !l.is_empty()),
+            "server.domain",
+            "must be a host name like s3.example.com",
+        )?;
+        for (i, credential) in self.credentials.iter().enumerate() {
+            let ak = &credential.access_key;
+            check(
+                (3..=128).contains(&ak.len())
+                    && ak
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':'),
+                &format!("credentials[{i}].access_key"),
+                "must be 3-128 printable ASCII characters without '/' or ':'",
+            )?;
+            check(
+                credential.secret_key.len() >= 8,
+                &format!("credentials[{i}].secret_key"),
+                "must be at least 8 characters",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The number of executor cores to run: the configured value or every available CPU.
+    #[must_use]
+    pub fn core_count(&self) -> usize {
+        if self.server.cores == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        } else {
+            self.server.cores
+        }
+    }
+}
+
+fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| ConfigError(format!("{flag}: `{value}` is not HOST:PORT")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty file gives the documented defaults.
+    #[test]
+    fn defaults() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(config.server.data_dir, PathBuf::from("./tessera-data"));
+        assert!(config.validate().is_ok());
+    }
+
+    /// Unknown keys and wrong types name the offending key.
+    #[test]
+    fn bad_keys_are_named() {
+        let err = Config::from_toml("[server]\nlisten_port = 1\n").unwrap_err();
+        assert!(err.0.contains("listen_port"), "{err}");
+        let err = Config::from_toml("[limits]\nidle_timeout_ms = \"x\"\n").unwrap_err();
+        assert!(err.0.contains("idle_timeout_ms"), "{err}");
+        let mut config = Config::default();
+        config.limits.header_count_max = 1000;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("limits.header_count_max"));
+        config =
+            Config::from_toml("[[credentials]]\naccess_key = \"a:b\"\nsecret_key = \"12345678\"\n")
+                .unwrap();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("credentials[0].access_key"));
+    }
+
+    /// Flags override the file and bad flags are named.
+    #[test]
+    fn flags() {
+        let args: Vec<String> = [
+            "--listen",
+            "127.0.0.1:9100",
+            "--cores=1",
+            "--domain",
+            "s3.local",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let config = Config::load(&ServeArgs::parse(&args).unwrap()).unwrap();
+        assert_eq!(config.server.listen.port(), 9100);
+        assert_eq!(config.server.cores, 1);
+        assert_eq!(config.server.domain, "s3.local");
+        let bad = ServeArgs::parse(&["--frobnicate".to_owned()]).unwrap_err();
+        assert!(bad.0.contains("--frobnicate"));
+        let bad =
+            Config::load(&ServeArgs::parse(&["--cores".to_owned(), "two".to_owned()]).unwrap())
+                .unwrap_err();
+        assert!(bad.0.contains("--cores"));
+        assert!(ServeArgs::parse(&["--listen".to_owned()])
+            .unwrap_err()
+            .0
+            .contains("needs a value"));
+    }
+}

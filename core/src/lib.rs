@@ -1,0 +1,20 @@
+//! tessera-core: the gateway process — runtime, configuration, S3 server, and (as they land)
+//! sites, the object engine and background workers.
+//!
+//! ```text
+//!            ┌──────────── tessera serve ────────────┐
+//!  config ──►│ runtime: one pinned monoio executor   │
+//!  keys   ──►│ per CPU, SO_REUSEPORT listener each   │
+//!            │   server::conn ─► server::dispatch    │──► tessera-http (codec, router, auth, xml)
+//!            │   server::admin (core 0)              │
+//!            └───────────────────────────────────────┘
+//! ```
+//!
+//! It does not parse HTTP or verify signatures itself (that is `tessera-http`, pure and
+//! tested on its own), nor encode shards (`tessera-ec`) or frame metadata (`tessera-meta`).
+
+pub mod config;
+pub mod credentials;
+pub mod metrics;
+pub mod runtime;
+pub mod server;

@@ -1,0 +1,122 @@
+//! The verified request body: HTTP framing, then aws-chunked decoding (chunk and trailer
+//! signatures), then integrity checks (x-amz-content-sha256, Content-MD5, x-amz-checksum-*),
+//! each byte hashed exactly once as it streams past.
+//!
+//! ```text
+//!  BodyReader (Content-Length / chunked) ─► ChunkedDecoder (aws-chunked, if streaming)
+//!        ─► BodyVerifier.update ─► payload slices to the handler
+//!  finish(): decoder done + trailer checksum ─► BodyVerifier.finish ─► BodyDigest (MD5, checksum)
+//! ```
+//!
+//! Payload handed out is provisional until [`RequestBody::finish`] succeeds: a handler must not
+//! acknowledge (or make visible) anything before that.
+
+use tessera_http::aws_chunked::ChunkedDecoder;
+use tessera_http::checksum::{BodyDigest, BodyVerifier, IntegrityHeaders};
+use tessera_http::sigv4::PayloadMode;
+use tessera_http::{S3Error, S3ErrorCode};
+
+use super::conn::BodyReader;
+
+/// A request body being read and verified.
+pub struct RequestBody<'r, 'c> {
+    reader: &'r mut BodyReader<'c>,
+    chunked: Option<ChunkedDecoder>,
+    verifier: BodyVerifier,
+    /// The payload length when known before reading (Content-Length or
+    /// x-amz-decoded-content-length); `None` for `Transfer-Encoding: chunked` without it.
+    length: Option<u64>,
+}
+
+impl<'r, 'c> RequestBody<'r, 'c> {
+    /// Sets up decoding and verification for a request authenticated with `payload` and
+    /// carrying `integrity` headers. `compute_md5` asks for the MD5 even without Content-MD5
+    /// (it is the object's ETag).
+    pub fn new(
+        reader: &'r mut BodyReader<'c>,
+        payload: &PayloadMode,
+        integrity: &IntegrityHeaders,
+        compute_md5: bool,
+    ) -> Result<Self, S3Error> {
+        let verifier = BodyVerifier::new(payload, integrity, compute_md5).map_err(|e| e.s3_error())?;
+        let chunked = ChunkedDecoder::for_payload(payload, integrity.trailer);
+        let length = match payload.decoded_content_length() {
+            Some(length) => Some(length),
+            None if chunked.is_some() => None,
+            None => reader.declared_length(),
+        };
+        if chunked.is_some() && reader.is_done() {
+            return Err(S3Error::new(S3ErrorCode::IncompleteBody, "An aws-chunked body is empty"));
+        }
+        Ok(RequestBody { reader, chunked, verifier, length })
+    }
+
+    /// The payload length, when the request declared it.
+    #[must_use]
+    pub fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// The next piece of verified-so-far payload; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<&[u8]>, S3Error> {
+        loop {
+            let range = self.reader.peek().await.map_err(|e| e.s3_error())?;
+            let Some(decoder) = &mut self.chunked else {
+                if range.is_empty() {
+                    return Ok(None);
+                }
+                self.reader.advance(range.len());
+                let data = self.reader.bytes(range);
+                self.verifier.update(data);
+                return Ok(Some(data));
+            };
+            if decoder.is_done() {
+                return Ok(None);
+            }
+            if range.is_empty() {
+                decoder.finish().map_err(|e| e.s3_error())?;
+                return Ok(None);
+            }
+            let step = decoder.decode(self.reader.bytes(range.clone())).map_err(|e| e.s3_error())?;
+            self.reader.advance(step.consumed);
+            if !step.data.is_empty() {
+                let data = self.reader.bytes(range.start + step.data.start..range.start + step.data.end);
+                self.verifier.update(data);
+                return Ok(Some(data));
+            }
+            if step.consumed == 0 && !decoder.is_done() {
+                // The decoder keeps partial lines itself, so it always consumes what it is
+                // given; not doing so would loop forever.
+                return Err(S3Error::new(S3ErrorCode::InternalError, "aws-chunked decoder made no progress"));
+            }
+        }
+    }
+
+    /// Reads the whole body into memory, refusing more than `max` bytes (for XML documents).
+    pub async fn read_to_vec(&mut self, max: usize) -> Result<Vec<u8>, S3Error> {
+        let mut out = Vec::new();
+        while let Some(data) = self.next().await? {
+            if out.len() + data.len() > max {
+                return Err(S3Error::new(S3ErrorCode::MalformedXML, format!("The XML document is larger than {max} bytes")));
+            }
+            out.extend_from_slice(data);
+        }
+        Ok(out)
+    }
+
+    /// Checks the end of the body: every chunk and trailer signature, the decoded length, and
+    /// every integrity header; returns the digests (MD5 for the ETag, the verified checksum).
+    pub async fn finish(mut self) -> Result<BodyDigest, S3Error> {
+        if self.next().await?.is_some() {
+            return Err(S3Error::new(S3ErrorCode::InternalError, "the body was not read to its end"));
+        }
+        let trailer = self.chunked.as_ref().and_then(|d| d.trailer_checksum().copied());
+        let digest = self.verifier.finish(trailer.as_ref()).map_err(|e| e.s3_error())?;
+        if let Some(length) = self.length {
+            if digest.length != length {
+                return Err(S3Error::new(S3ErrorCode::IncompleteBody, "The body length differs from the declared length"));
+            }
+        }
+        Ok(digest)
+    }
+}

@@ -1,0 +1,442 @@
+//! One client connection: read heads, hand requests to the dispatcher with a streaming body
+//! reader, write responses in order, keep alive or close.
+//!
+//! Pipelined requests are answered in order because each request is finished (body consumed
+//! or the connection marked for closing) before the next head is parsed from the buffer.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt as _};
+use monoio::net::TcpStream;
+use tessera_http::codec::{self, BodyDecoder, HeadError, RequestHead};
+use tessera_http::{S3Error, S3ErrorCode};
+
+use super::response::Response;
+use super::{dispatch, CoreCtx};
+use crate::metrics::CoreMetrics;
+
+/// Read buffer per connection. 64 KiB amortises syscalls for streamed bodies while keeping
+/// 4096 idle connections per core under 256 MiB; a head must fit `header_bytes_max`, which the
+/// config bounds to 1 MiB, so the buffer grows to that at most.
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Unread body bytes we drain (rather than close) after a response that did not need the body.
+pub const DRAIN_BYTES_MAX: u64 = 256 * 1024;
+/// How often an idle connection wakes to notice shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// Why the connection stops reading.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The peer closed the connection.
+    Closed,
+    /// No progress within the applicable timeout.
+    Timeout,
+    /// The process is shutting down and the connection was idle.
+    Shutdown,
+    /// A socket error.
+    Io,
+}
+
+/// The socket and its read buffer (valid bytes are `buf[start..]`).
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    write_buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Self {
+        Conn {
+            stream,
+            buf: Vec::with_capacity(READ_BUFFER_BYTES),
+            start: 0,
+            write_buf: Vec::with_capacity(4096),
+        }
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.buf.len());
+    }
+
+    /// Reads more bytes, waiting at most `timeout`. Compacts or grows the buffer as needed so
+    /// that at least `READ_BUFFER_BYTES / 4` bytes are free.
+    async fn fill(&mut self, timeout: Duration, grow_to: usize) -> Result<usize, ReadError> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < READ_BUFFER_BYTES / 4 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        if self.buf.capacity() - self.buf.len() < READ_BUFFER_BYTES / 4
+            && self.buf.capacity() < grow_to
+        {
+            self.buf.reserve(READ_BUFFER_BYTES);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let len = buf.len();
+        let capacity = buf.capacity();
+        if len == capacity {
+            self.buf = buf;
+            return Err(ReadError::Io);
+        }
+        let read =
+            monoio::time::timeout(timeout, self.stream.read(buf.slice_mut(len..capacity))).await;
+        match read {
+            Err(_elapsed) => {
+                // The cancelled read's buffer is gone with its future; start with a fresh one.
+                self.buf = Vec::with_capacity(READ_BUFFER_BYTES);
+                self.start = 0;
+                Err(ReadError::Timeout)
+            }
+            Ok((result, slice)) => {
+                self.buf = slice.into_inner();
+                match result {
+                    Ok(0) => Err(ReadError::Closed),
+                    Ok(n) => Ok(n),
+                    Err(_) => Err(ReadError::Io),
+                }
+            }
+        }
+    }
+
+    async fn write_all_buf(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, ()> {
+        let (result, bytes) = self.stream.write_all(bytes).await;
+        result.map(|_| bytes).map_err(|_| ())
+    }
+}
+
+use monoio::buf::IoBufMut as _;
+
+/// Answers 503 SlowDown to a connection beyond the per-core limit and closes it.
+pub async fn refuse(ctx: Rc<CoreCtx>, stream: TcpStream) {
+    let mut conn = Conn::new(stream);
+    let request_id = ctx.next_request_id();
+    let error = S3Error::new(
+        S3ErrorCode::SlowDown,
+        "Too many connections on this core; retry later",
+    );
+    let mut response = Response::error(&error, &request_id);
+    response.close = true;
+    let _ = write_response(&ctx, &mut conn, response, &request_id, false).await;
+}
+
+/// Serves requests on one connection until it closes, errs, idles out or shutdown begins.
+pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(stream);
+    let mut head = RequestHead::default();
+    let limits = &ctx.shared.config.limits;
+    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    loop {
+        match read_head(ctx, &mut conn, &mut head, idle_timeout, header_timeout).await {
+            Ok(()) => {}
+            Err(HeadFailure::Closed) => return,
+            Err(HeadFailure::Parse(error)) => {
+                let request_id = ctx.next_request_id();
+                let code = match error.status() {
+                    431 => S3ErrorCode::RequestHeaderSectionTooLarge,
+                    414 => S3ErrorCode::UriTooLong,
+                    501 => S3ErrorCode::NotImplementedHeader,
+                    _ => S3ErrorCode::BadRequest,
+                };
+                let mut response =
+                    Response::error(&S3Error::new(code, error.message()), &request_id);
+                response.head.status = error.status();
+                response.close = true;
+                let _ = write_response(ctx, &mut conn, response, &request_id, false).await;
+                return;
+            }
+        }
+        let request_id = ctx.next_request_id();
+        let is_head = head.method() == "HEAD";
+        let mut body = BodyReader::new(
+            &mut conn,
+            &head,
+            Duration::from_millis(limits.body_read_timeout_ms),
+        );
+        let mut response = dispatch::handle(ctx, &head, &mut body, &request_id).await;
+        let body_state = body.finish().await;
+        CoreMetrics::add(&ctx.metrics().bytes_in, body_state.payload_bytes);
+        if !body_state.clean {
+            response.close = true;
+        }
+        if !head.keep_alive || ctx.shared.is_shutting_down() {
+            response.close = true;
+        }
+        let close = response.close;
+        if write_response(ctx, &mut conn, response, &request_id, is_head)
+            .await
+            .is_err()
+            || close
+        {
+            return;
+        }
+    }
+}
+
+enum HeadFailure {
+    /// The connection ended or stalled (closed, timeout, shutdown, socket error).
+    Closed,
+    Parse(HeadError),
+}
+
+/// Reads until a complete head is buffered: idle timeout before the first byte (waking to
+/// notice shutdown), header-read timeout after it.
+async fn read_head(
+    ctx: &CoreCtx,
+    conn: &mut Conn,
+    head: &mut RequestHead,
+    idle_timeout: Duration,
+    header_timeout: Duration,
+) -> Result<(), HeadFailure> {
+    let idle_deadline = Instant::now() + idle_timeout;
+    let mut header_deadline: Option<Instant> = None;
+    loop {
+        if !conn.buffered().is_empty() {
+            match codec::head::parse_head(conn.buffered(), &ctx.head_limits, head) {
+                Ok(Some(len)) => {
+                    conn.consume(len);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(error) => return Err(HeadFailure::Parse(error)),
+            }
+            header_deadline.get_or_insert_with(|| Instant::now() + header_timeout);
+        }
+        let now = Instant::now();
+        let wait = match header_deadline {
+            Some(deadline) => deadline.saturating_duration_since(now),
+            None => {
+                if ctx.shared.is_shutting_down() {
+                    return Err(HeadFailure::Closed);
+                }
+                idle_deadline.saturating_duration_since(now).min(IDLE_POLL)
+            }
+        };
+        if wait.is_zero() {
+            return Err(HeadFailure::Closed);
+        }
+        match conn
+            .fill(wait, ctx.head_limits.header_bytes_max + READ_BUFFER_BYTES)
+            .await
+        {
+            Ok(_) => {}
+            Err(ReadError::Timeout) if header_deadline.is_none() => {
+                // An idle poll tick; a timed-out read drops no request bytes because none came.
+            }
+            Err(_) => return Err(HeadFailure::Closed),
+        }
+    }
+}
+
+/// Writes `response` (status, common headers, body) to the socket.
+async fn write_response(
+    ctx: &CoreCtx,
+    conn: &mut Conn,
+    mut response: Response,
+    request_id: &str,
+    is_head: bool,
+) -> Result<(), ()> {
+    ctx.metrics().record_status(response.head.status);
+    response.head.header("x-amz-request-id", request_id);
+    response.head.header(
+        "Date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
+    response.head.header("Server", "Tessera");
+    let body_len = response
+        .head_only_length
+        .unwrap_or(response.body.len() as u64);
+    let mut out = std::mem::take(&mut conn.write_buf);
+    out.clear();
+    response.head.write(body_len, !response.close, &mut out);
+    if !is_head && !response.head.status_forbids_body() {
+        CoreMetrics::add(&ctx.metrics().bytes_out, response.body.len() as u64);
+        if response.body.len() <= 16 * 1024 {
+            out.extend_from_slice(&response.body);
+        } else {
+            let out = conn.write_all_buf(out).await?;
+            conn.write_buf = out;
+            conn.write_all_buf(response.body).await?;
+            return Ok(());
+        }
+    }
+    conn.write_buf = conn.write_all_buf(out).await?;
+    Ok(())
+}
+
+/// What remained of a request body after its handler returned.
+pub struct BodyState {
+    /// Payload bytes read (by the handler or drained).
+    pub payload_bytes: u64,
+    /// True when the body was consumed exactly and the connection can carry another request.
+    pub clean: bool,
+}
+
+/// The request body as the handler pulls it: framing decoded, `100 Continue` sent on first use.
+///
+/// Decoded bytes are offered with [`BodyReader::peek`] and taken with [`BodyReader::advance`],
+/// so a layer above (aws-chunked decoding) can leave bytes it has not used yet.
+pub struct BodyReader<'c> {
+    conn: &'c mut Conn,
+    decoder: BodyDecoder,
+    continue_pending: bool,
+    timeout: Duration,
+    failed: bool,
+    /// Decoded payload in `conn.buf` not yet taken by the caller.
+    pending: std::ops::Range<usize>,
+}
+
+/// Why reading the body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyReadError {
+    /// The framing was malformed.
+    Framing,
+    /// The client closed or stalled before the body was complete.
+    Incomplete,
+}
+
+impl BodyReadError {
+    /// The S3 error to answer with.
+    #[must_use]
+    pub fn s3_error(self) -> S3Error {
+        match self {
+            BodyReadError::Framing => S3Error::new(S3ErrorCode::BadRequest, "Malformed chunked request body"),
+            BodyReadError::Incomplete => {
+                S3Error::new(S3ErrorCode::IncompleteBody, "The request body ended before its declared length")
+            }
+        }
+    }
+}
+
+impl<'c> BodyReader<'c> {
+    fn new(conn: &'c mut Conn, head: &RequestHead, timeout: Duration) -> Self {
+        let decoder = BodyDecoder::new(head.body_framing());
+        let continue_pending = head.expect_continue && !decoder.is_done();
+        BodyReader { conn, decoder, continue_pending, timeout, failed: false, pending: 0..0 }
+    }
+
+    /// True when the request has no body bytes left, taken or not.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.decoder.is_done() && self.pending.is_empty()
+    }
+
+    /// The framed length of the body when declared by Content-Length.
+    #[must_use]
+    pub fn declared_length(&self) -> Option<u64> {
+        self.decoder.remaining_hint().map(|r| r + self.decoder.payload_total())
+    }
+
+    /// The decoded bytes not yet taken, as a range for [`BodyReader::bytes`]; reads and decodes
+    /// more when none are pending. An empty range means the body has ended.
+    pub async fn peek(&mut self) -> Result<std::ops::Range<usize>, BodyReadError> {
+        if self.failed {
+            return Err(BodyReadError::Incomplete);
+        }
+        if !self.pending.is_empty() {
+            return Ok(self.pending.clone());
+        }
+        if self.continue_pending {
+            self.continue_pending = false;
+            let mut out = Vec::with_capacity(32);
+            codec::write_continue(&mut out);
+            if self.conn.write_all_buf(out).await.is_err() {
+                self.failed = true;
+                return Err(BodyReadError::Incomplete);
+            }
+        }
+        loop {
+            if self.decoder.is_done() {
+                return Ok(0..0);
+            }
+            if !self.conn.buffered().is_empty() {
+                let decoded = if let Ok(decoded) = self.decoder.decode(self.conn.buffered()) {
+                    decoded
+                } else {
+                    self.failed = true;
+                    return Err(BodyReadError::Framing);
+                };
+                let start = self.conn.start;
+                self.conn.consume(decoded.consumed);
+                if !decoded.payload.is_empty() {
+                    // Consumed bytes stay in the buffer until the next `fill`, which only runs
+                    // when nothing is pending.
+                    self.pending = start + decoded.payload.start..start + decoded.payload.end;
+                    return Ok(self.pending.clone());
+                }
+                if decoded.consumed > 0 {
+                    continue;
+                }
+            }
+            if self.conn.fill(self.timeout, READ_BUFFER_BYTES).await.is_err() {
+                self.failed = true;
+                return Err(BodyReadError::Incomplete);
+            }
+        }
+    }
+
+    /// The bytes of a range returned by [`BodyReader::peek`] (valid until the next `peek`).
+    #[must_use]
+    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.conn.buf[range]
+    }
+
+    /// Takes `n` pending bytes.
+    pub fn advance(&mut self, n: usize) {
+        assert!(n <= self.pending.len(), "advance past the pending bytes");
+        self.pending.start += n;
+    }
+
+    /// The next piece of payload, `None` at the end of the body. The slice is valid until the
+    /// next call.
+    pub async fn next(&mut self) -> Result<Option<&[u8]>, BodyReadError> {
+        let range = self.peek().await?;
+        if range.is_empty() {
+            return Ok(None);
+        }
+        self.advance(range.len());
+        Ok(Some(self.bytes(range)))
+    }
+
+    /// Drains a small unread remainder so the connection stays usable; otherwise reports that
+    /// the connection must close.
+    async fn finish(mut self) -> BodyState {
+        let mut clean = !self.failed;
+        if clean && !self.is_done() {
+            // A client still waiting for 100 Continue has not sent the body: it will not, so the
+            // connection cannot be reused safely. Otherwise drain a bounded remainder.
+            let small = self
+                .decoder
+                .remaining_hint()
+                .is_some_and(|r| r <= DRAIN_BYTES_MAX);
+            if self.continue_pending || !small {
+                clean = false;
+            } else {
+                loop {
+                    match self.next().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => {
+                            clean = false;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        BodyState {
+            payload_bytes: self.decoder.payload_total(),
+            clean,
+        }
+    }
+}

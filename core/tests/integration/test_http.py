@@ -1,0 +1,138 @@
+"""HTTP/1.1 behaviour of the front door, driven over raw sockets against the real binary."""
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+from conftest import Gateway, binary
+
+
+def send_raw(gw, data, read_timeout=5.0):
+    """Sends raw bytes and reads until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=read_timeout) as s:
+        s.sendall(data)
+        chunks = []
+        s.settimeout(1.0)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def statuses(raw):
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)]
+
+
+def test_pipelined_requests_answered_in_order(gateway):
+    """Three pipelined requests in one write get three responses, in order, with distinct ids."""
+    raw = send_raw(gateway, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                            b"HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                            b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert len(statuses(raw)) == 3, raw
+    resources = re.findall(rb"<Resource>([^<]*)</Resource>", raw)
+    assert resources == [b"/a", b"/c"], raw  # HEAD carries no body
+    ids = re.findall(rb"x-amz-request-id: (\w+)", raw)
+    assert len(set(ids)) == 3
+
+
+def test_malformed_request_gets_400_xml_and_close(gateway):
+    """A request line that is not HTTP gets 400 with an S3 XML body, then the connection closes."""
+    raw = send_raw(gateway, b"NOT HTTP AT ALL\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    assert statuses(raw) == [400], raw
+    assert b"<Error><Code>" in raw and b"Connection: close" in raw
+
+
+def test_oversized_head_gets_431(gateway):
+    """A head larger than header_bytes_max is refused with 431 and the connection closes."""
+    raw = send_raw(gateway, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+    assert statuses(raw) == [431], raw[:200]
+
+
+def test_conflicting_framing_gets_400(gateway):
+    """Content-Length together with Transfer-Encoding is a request-smuggling vector: 400."""
+    raw = send_raw(gateway, b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert statuses(raw) == [400], raw
+
+
+def test_uri_too_long_gets_414(gateway):
+    raw = send_raw(gateway, b"GET /" + b"k" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(raw) == [414], raw[:200]
+
+
+def test_garbage_never_kills_the_server(gateway):
+    """Random bytes on many connections never crash the process; it still answers after."""
+    import random
+    rng = random.Random(7)
+    for _ in range(50):
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+        try:
+            send_raw(gateway, junk, read_timeout=0.5)
+        except OSError:
+            pass
+    assert gateway.proc.poll() is None
+    assert statuses(send_raw(gateway, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != []
+
+
+def test_sigterm_drains_and_exits_zero():
+    """SIGTERM stops accepting, lets the open connection finish, and exits 0."""
+    gw = Gateway()
+    try:
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"HTTP/1.1" in s.recv(4096)
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        try:
+            new = socket.create_connection(("127.0.0.1", gw.port), timeout=1)
+            new.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            refused = new.recv(100) == b""
+        except OSError:
+            refused = True
+        assert refused, "a new connection was served after SIGTERM"
+        s.close()
+        assert gw.proc.wait(timeout=15) == 0, gw.logs()
+    finally:
+        gw.cleanup()
+
+
+def test_generated_credentials_are_private_and_stable(tmp_path):
+    """With no credentials anywhere, a pair is generated, printed once, stored 0600, and reused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    data = tmp_path / "data"
+    def start():
+        p = subprocess.Popen([binary(), "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0",
+                              "--admin-listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env=env)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=15)
+        assert p.returncode == 0, out
+        return out.decode()
+    first = start()
+    keys = re.findall(r"access key: (\S+)", first)
+    assert len(keys) == 1, first
+    mode = stat.S_IMODE((data / "credentials.toml").stat().st_mode)
+    assert mode == 0o600
+    assert keys[0] in (data / "credentials.toml").read_text()
+    second = start()
+    assert "access key:" not in second and "credentials stored in" in second
+
+
+def test_bad_flag_and_bad_config_exit_nonzero(tmp_path):
+    """A bad flag or config key is named in the error and the process exits non-zero."""
+    r = subprocess.run([binary(), "serve", "--bogus"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--bogus" in r.stderr
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[server]\nlisten = \"127.0.0.1:1\"\nfrobnicate = 3\n")
+    r = subprocess.run([binary(), "serve", "--config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode != 0 and "frobnicate" in r.stderr
