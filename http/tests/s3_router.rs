@@ -601,6 +601,34 @@ fn hostile_keys() {
     }
 }
 
+/// A head parsed by the HTTP codec routes directly: method, path, query, Host and the copy
+/// headers all come from it.
+#[test]
+fn routes_codec_heads() {
+    use tessera_http::codec::{head::parse_head, HeadLimits, RequestHead as CodecHead};
+    let wire = b"PUT /a%20b+c?partNumber=3&uploadId=U HTTP/1.1\r\nHost: bkt.s3.example.com\r\n\
+                 X-Amz-Copy-Source: /src/k%2B1\r\nx-amz-copy-source-range: bytes=0-9\r\n\r\n";
+    let mut head = CodecHead::default();
+    let len = parse_head(wire, &HeadLimits::default(), &mut head).expect("parses");
+    assert_eq!(len, Some(wire.len()));
+    let endpoint = Endpoint::from_request(&(&head).into(), Some(DOMAIN), &head);
+    assert_eq!(
+        endpoint.map_err(|e| e.code),
+        Ok(Endpoint::UploadPartCopy {
+            bucket: s("bkt"),
+            key: s("a b+c"),
+            upload_id: s("U"),
+            part_number: 3,
+            source: Box::new(CopySource {
+                bucket: s("src"),
+                key: s("k+1"),
+                version_id: None
+            }),
+            range: Some(CopyRange { first: 0, last: 9 }),
+        })
+    );
+}
+
 /// Client-side encoding of a path the way SDKs do: everything but unreserved and `/` escaped,
 /// optionally leaving `+` raw (some clients do, and it must still mean a plus).
 fn client_path(bucket: &str, key: &str, raw_plus: bool) -> String {

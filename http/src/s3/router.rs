@@ -75,6 +75,12 @@ impl HeaderLookup for [httparse::Header<'_>] {
     }
 }
 
+impl HeaderLookup for crate::codec::RequestHead {
+    fn header(&self, name: &str) -> Option<&str> {
+        crate::codec::RequestHead::header(self, name)
+    }
+}
+
 /// A header set with no headers (requests that cannot copy, tests).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoHeaders;
@@ -96,6 +102,19 @@ pub struct RequestHead<'a> {
     pub query: &'a str,
     /// The `Host` header, possibly with a port.
     pub host: Option<&'a str>,
+}
+
+/// The view of a head parsed by the HTTP codec: `Endpoint::from_request(&(&head).into(),
+/// domain, &head)` routes it.
+impl<'a> From<&'a crate::codec::RequestHead> for RequestHead<'a> {
+    fn from(head: &'a crate::codec::RequestHead) -> Self {
+        RequestHead {
+            method: head.method(),
+            path: head.raw_path(),
+            query: head.raw_query(),
+            host: head.header("host"),
+        }
+    }
 }
 
 impl<'a> RequestHead<'a> {
