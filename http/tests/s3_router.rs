@@ -7,8 +7,9 @@
 use proptest::prelude::*;
 use tessera_http::s3::percent::encode_path_into;
 use tessera_http::s3::router::{
-    CopyRange, CopySource, ListObjectsParams, ListObjectsV2Params, ListPartsParams,
-    ListUploadsParams, ObjectReadParams, UnsupportedOp, KEY_BYTES_MAX, LIST_ENTRIES_MAX,
+    CopyRange, CopySource, ListBucketsParams, ListObjectsParams, ListObjectsV2Params,
+    ListPartsParams, ListUploadsParams, ObjectReadParams, UnsupportedOp, KEY_BYTES_MAX,
+    LIST_ENTRIES_MAX,
 };
 use tessera_http::s3::{BodyKind, Endpoint, NoHeaders, RequestHead};
 use tessera_http::S3ErrorCode;
@@ -40,8 +41,24 @@ fn every_supported_operation() {
     let b = || s("bkt");
     let k = || s("dir/key.txt");
     let cases: Vec<(&str, &str, Endpoint)> = vec![
-        ("GET", "/", Endpoint::ListBuckets),
-        ("GET", "/?x-id=ListBuckets", Endpoint::ListBuckets),
+        ("GET", "/", Endpoint::ListBuckets { params: Box::default() }),
+        (
+            "GET",
+            "/?x-id=ListBuckets",
+            Endpoint::ListBuckets { params: Box::default() },
+        ),
+        (
+            "GET",
+            "/?max-buckets=10&prefix=logs-&continuation-token=dG9r%3D&bucket-region=eu-west-1",
+            Endpoint::ListBuckets {
+                params: Box::new(ListBucketsParams {
+                    prefix: Some(s("logs-")),
+                    continuation_token: Some(s("dG9r=")),
+                    max_buckets: Some(10),
+                    bucket_region: Some(s("eu-west-1")),
+                }),
+            },
+        ),
         ("PUT", "/bkt", Endpoint::CreateBucket { bucket: b() }),
         ("PUT", "/bkt/", Endpoint::CreateBucket { bucket: b() }),
         ("HEAD", "/bkt", Endpoint::HeadBucket { bucket: b() }),
@@ -54,13 +71,13 @@ fn every_supported_operation() {
             "/bkt",
             Endpoint::ListObjects {
                 bucket: b(),
-                params: ListObjectsParams {
+                params: Box::new(ListObjectsParams {
                     prefix: s(""),
                     delimiter: None,
                     marker: None,
                     max_keys: 1000,
                     encoding_url: false,
-                },
+                }),
             },
         ),
         (
@@ -68,13 +85,13 @@ fn every_supported_operation() {
             "/bkt?prefix=photos%2F2006%2F&delimiter=%2F&marker=photos%2F2006%2Fa&max-keys=40&encoding-type=url",
             Endpoint::ListObjects {
                 bucket: b(),
-                params: ListObjectsParams {
+                params: Box::new(ListObjectsParams {
                     prefix: s("photos/2006/"),
                     delimiter: Some(s("/")),
                     marker: Some(s("photos/2006/a")),
                     max_keys: 40,
                     encoding_url: true,
-                },
+                }),
             },
         ),
         (
@@ -82,7 +99,7 @@ fn every_supported_operation() {
             "/bkt?list-type=2&prefix=a+b&delimiter=&continuation-token=1ueGcxLPRx1Tr%2FXYExHnhbYLgveDs2J%2FwmHrZN&start-after=ExampleGuide.pdf&fetch-owner=true&max-keys=0",
             Endpoint::ListObjectsV2 {
                 bucket: b(),
-                params: ListObjectsV2Params {
+                params: Box::new(ListObjectsV2Params {
                     prefix: s("a b"),
                     delimiter: None,
                     continuation_token: Some(s("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wmHrZN")),
@@ -90,7 +107,7 @@ fn every_supported_operation() {
                     max_keys: 0,
                     fetch_owner: true,
                     encoding_url: false,
-                },
+                }),
             },
         ),
         (
@@ -98,14 +115,14 @@ fn every_supported_operation() {
             "/bkt?uploads&prefix=p&delimiter=%2F&key-marker=my-movie.m2ts&upload-id-marker=YW55IGlk&max-uploads=3",
             Endpoint::ListMultipartUploads {
                 bucket: b(),
-                params: ListUploadsParams {
+                params: Box::new(ListUploadsParams {
                     prefix: s("p"),
                     delimiter: Some(s("/")),
                     key_marker: Some(s("my-movie.m2ts")),
                     upload_id_marker: Some(s("YW55IGlk")),
                     max_uploads: 3,
                     encoding_url: false,
-                },
+                }),
             },
         ),
         ("POST", "/bkt?delete", Endpoint::DeleteObjects { bucket: b() }),
@@ -194,11 +211,11 @@ fn copy_operations() {
         Ok(Endpoint::CopyObject {
             bucket: s("bkt"),
             key: s("copy"),
-            source: CopySource {
+            source: Box::new(CopySource {
                 bucket: s("source-bucket"),
                 key: s("photos/2006/my image.jpg"),
                 version_id: Some(s("3HL4kqtJlcpXroDTDmjVBH40Nrjfkd")),
-            },
+            }),
         })
     );
     let headers = [
@@ -212,11 +229,11 @@ fn copy_operations() {
             key: s("k"),
             upload_id: s("U"),
             part_number: 2,
-            source: CopySource {
+            source: Box::new(CopySource {
                 bucket: s("source-bucket"),
                 key: s("a+b"),
                 version_id: None
-            },
+            }),
             range: Some(CopyRange {
                 first: 500,
                 last: 6_291_455
@@ -257,8 +274,18 @@ fn virtual_host_style() {
         route_host("/?location", "bkt.s3.example.com"),
         Ok(Endpoint::GetBucketLocation { .. })
     ));
-    assert_eq!(route_host("/", "s3.example.com"), Ok(Endpoint::ListBuckets));
-    assert_eq!(route_host("/", "127.0.0.1:9000"), Ok(Endpoint::ListBuckets));
+    assert_eq!(
+        route_host("/", "s3.example.com"),
+        Ok(Endpoint::ListBuckets {
+            params: Box::default()
+        })
+    );
+    assert_eq!(
+        route_host("/", "127.0.0.1:9000"),
+        Ok(Endpoint::ListBuckets {
+            params: Box::default()
+        })
+    );
     assert!(
         matches!(route_host("/bkt/k", "other.host"), Ok(Endpoint::GetObject { bucket, .. }) if bucket == "bkt")
     );
@@ -335,6 +362,23 @@ fn validation_errors() {
             S3ErrorCode::InvalidArgument,
         ),
         (
+            "GET",
+            s("/bkt/k?partNumber=%2B5"),
+            S3ErrorCode::InvalidArgument,
+        ),
+        ("GET", s("/?max-buckets=0"), S3ErrorCode::InvalidArgument),
+        (
+            "GET",
+            s("/?max-buckets=10001"),
+            S3ErrorCode::InvalidArgument,
+        ),
+        ("GET", s("/?max-buckets=%2B5"), S3ErrorCode::InvalidArgument),
+        (
+            "GET",
+            s("/bkt/k?uploadId=U&part-number-marker=%2B1"),
+            S3ErrorCode::InvalidArgument,
+        ),
+        (
             "PUT",
             s("/bkt/k?partNumber=1"),
             S3ErrorCode::InvalidArgument,
@@ -388,6 +432,10 @@ fn validation_errors() {
 /// max-keys and friends are capped at 1000, even past u32.
 #[test]
 fn limits_are_capped() {
+    let head = RequestHead::from_target("GET", "/bkt?max-keys=-1", None);
+    let err = Endpoint::from_request(&head, None, &NoHeaders).expect_err("negative");
+    assert_eq!(err.message, "max-keys must be a non-negative integer");
+    assert_eq!(err.resource, "/bkt");
     assert!(matches!(
         route("GET", "/bkt?max-keys=99999999999999999999"),
         Ok(Endpoint::ListObjects { params, .. }) if params.max_keys == LIST_ENTRIES_MAX
@@ -499,12 +547,13 @@ fn response_overrides() {
     let Ok(Endpoint::GetObject { params, .. }) = endpoint else {
         panic!("{endpoint:?}")
     };
-    assert_eq!(params.overrides.content_type.as_deref(), Some("text/plain"));
+    let overrides = params.overrides.expect("overrides present");
+    assert_eq!(overrides.content_type.as_deref(), Some("text/plain"));
     assert_eq!(
-        params.overrides.content_disposition.as_deref(),
+        overrides.content_disposition.as_deref(),
         Some("attachment; filename=\"a b.txt\"")
     );
-    assert_eq!(params.overrides.cache_control, None);
+    assert_eq!(overrides.cache_control, None);
 }
 
 /// Hostile keys from the style guide route to exactly the key the client meant, both as an
@@ -550,6 +599,34 @@ fn hostile_keys() {
             "{raw}"
         );
     }
+}
+
+/// A head parsed by the HTTP codec routes directly: method, path, query, Host and the copy
+/// headers all come from it.
+#[test]
+fn routes_codec_heads() {
+    use tessera_http::codec::{head::parse_head, HeadLimits, RequestHead as CodecHead};
+    let wire = b"PUT /a%20b+c?partNumber=3&uploadId=U HTTP/1.1\r\nHost: bkt.s3.example.com\r\n\
+                 X-Amz-Copy-Source: /src/k%2B1\r\nx-amz-copy-source-range: bytes=0-9\r\n\r\n";
+    let mut head = CodecHead::default();
+    let len = parse_head(wire, &HeadLimits::default(), &mut head).expect("parses");
+    assert_eq!(len, Some(wire.len()));
+    let endpoint = Endpoint::from_request(&(&head).into(), Some(DOMAIN), &head);
+    assert_eq!(
+        endpoint.map_err(|e| e.code),
+        Ok(Endpoint::UploadPartCopy {
+            bucket: s("bkt"),
+            key: s("a b+c"),
+            upload_id: s("U"),
+            part_number: 3,
+            source: Box::new(CopySource {
+                bucket: s("src"),
+                key: s("k+1"),
+                version_id: None
+            }),
+            range: Some(CopyRange { first: 0, last: 9 }),
+        })
+    );
 }
 
 /// Client-side encoding of a path the way SDKs do: everything but unreserved and `/` escaped,
@@ -604,6 +681,26 @@ proptest! {
             return Err(TestCaseError::fail(format!("{routed:?}")));
         };
         prop_assert_eq!(params.prefix, prefix);
+    }
+
+    /// Fully arbitrary text in every field never panics the router, and whatever routes names a
+    /// valid bucket and a key within the limit.
+    #[test]
+    fn arbitrary_text_never_panics(
+        method in any::<String>(),
+        path in any::<String>(),
+        query in any::<String>(),
+        host in any::<String>(),
+        copy in any::<String>(),
+    ) {
+        let path = format!("/{path}");
+        let head = RequestHead { method: &method, path: &path, query: &query, host: Some(&host) };
+        let headers = [("x-amz-copy-source", copy.as_str()), ("x-amz-copy-source-range", copy.as_str())];
+        if let Ok(endpoint) = Endpoint::from_request(&head, Some(DOMAIN), &headers[..]) {
+            prop_assert!(endpoint.key().is_none_or(|k| !k.is_empty() && k.len() <= KEY_BYTES_MAX));
+        }
+        let put = RequestHead { method: "PUT", path: &path, query: &query, host: Some(&host) };
+        let _ = Endpoint::from_request(&put, Some(DOMAIN), &headers[..]);
     }
 
     /// Arbitrary request heads never panic the router; they route or fail with an S3 error.

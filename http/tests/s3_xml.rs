@@ -184,6 +184,8 @@ fn list_buckets() {
     let xml = ListAllMyBucketsResult {
         owner: &owner,
         buckets: &buckets,
+        continuation_token: None,
+        prefix: None,
     }
     .to_xml();
     let expected = format!(
@@ -194,6 +196,19 @@ fn list_buckets() {
         owner.id
     );
     assert_eq!(xml, expected);
+
+    // A paginated page echoes the prefix and hands out the next token after the buckets.
+    let page = ListAllMyBucketsResult {
+        owner: &owner,
+        buckets: &buckets[..1],
+        continuation_token: Some("dG9r&"),
+        prefix: Some("example"),
+    }
+    .to_xml();
+    assert!(
+        page.ends_with("</Buckets><ContinuationToken>dG9r&amp;</ContinuationToken><Prefix>example</Prefix></ListAllMyBucketsResult>"),
+        "{page}"
+    );
 }
 
 /// GetBucketLocation: us-east-1 is an empty element, other regions are named.
@@ -592,6 +607,34 @@ fn complete_multipart_upload_errors() {
         let err = parse_complete_multipart_upload(body.as_bytes()).expect_err(&body);
         assert_eq!(err.code, code, "{body}");
     }
+}
+
+/// The largest legitimate CompleteMultipartUpload (10 000 parts, every checksum) fits the body
+/// and element limits; one part more is MalformedXML.
+#[test]
+fn complete_multipart_upload_at_the_limit() {
+    let body = |parts: u32| {
+        let mut body = String::from("<CompleteMultipartUpload>");
+        for n in 1..=parts {
+            let _ = write!(
+                body,
+                "<Part><PartNumber>{n}</PartNumber><ETag>\"{n:032x}\"</ETag>\
+                 <ChecksumCRC32>AAAAAA==</ChecksumCRC32><ChecksumCRC32C>AAAAAA==</ChecksumCRC32C>\
+                 <ChecksumCRC64NVME>AAAAAAAAAAA=</ChecksumCRC64NVME>\
+                 <ChecksumSHA1>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</ChecksumSHA1>\
+                 <ChecksumSHA256>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=</ChecksumSHA256></Part>"
+            );
+        }
+        body.push_str("</CompleteMultipartUpload>");
+        body
+    };
+    let full = body(10_000);
+    assert!(full.len() <= XML_BODY_BYTES_MAX, "{} bytes", full.len());
+    let parsed = parse_complete_multipart_upload(full.as_bytes()).expect("10000 parts");
+    assert_eq!(parsed.parts.len(), 10_000);
+    assert_eq!(parsed.parts[9_999].etag, format!("{:032x}", 10_000));
+    let err = parse_complete_multipart_upload(body(10_001).as_bytes()).expect_err("10001");
+    assert_eq!(err.code, S3ErrorCode::MalformedXML);
 }
 
 /// Bodies over the limit are refused before parsing.

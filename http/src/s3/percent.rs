@@ -12,13 +12,14 @@
 
 use std::borrow::Cow;
 
-/// Why a percent-encoded string could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// A `%` not followed by two hexadecimal digits.
-    BadEscape,
-    /// The decoded bytes are not valid UTF-8.
-    NotUtf8,
+use crate::error::{S3Error, S3ErrorCode};
+
+/// The `InvalidURI` error for a string that cannot be decoded (`why` says how).
+fn invalid_uri(why: &str) -> S3Error {
+    S3Error::new(
+        S3ErrorCode::InvalidURI,
+        format!("Couldn't parse the specified URI: {why}"),
+    )
 }
 
 /// The value of one hexadecimal digit, or `None`.
@@ -32,7 +33,7 @@ fn hex_value(byte: u8) -> Option<u8> {
 }
 
 /// Decodes `raw`, turning `%XX` into the byte `XX` and, when `plus_is_space`, `+` into a space.
-fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, DecodeError> {
+fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, S3Error> {
     let bytes = raw.as_bytes();
     let needs_work = bytes
         .iter()
@@ -48,7 +49,7 @@ fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, DecodeError> {
                 let hi = bytes.get(i + 1).copied().and_then(hex_value);
                 let lo = bytes.get(i + 2).copied().and_then(hex_value);
                 let (Some(hi), Some(lo)) = (hi, lo) else {
-                    return Err(DecodeError::BadEscape);
+                    return Err(invalid_uri("bad percent-encoding"));
                 };
                 out.push((hi << 4) | lo);
                 i += 3;
@@ -65,17 +66,17 @@ fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, DecodeError> {
     }
     String::from_utf8(out)
         .map(Cow::Owned)
-        .map_err(|_| DecodeError::NotUtf8)
+        .map_err(|_| invalid_uri("not UTF-8"))
 }
 
 /// Decodes a path segment: `%XX` escapes only; a literal `+` stays a plus.
-pub fn decode_path(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
+pub fn decode_path(raw: &str) -> Result<Cow<'_, str>, S3Error> {
     decode(raw, false)
 }
 
 /// Decodes a query name or value: `%XX` escapes, and a literal `+` is a space (form encoding,
 /// which S3 applies to query strings).
-pub fn decode_query(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
+pub fn decode_query(raw: &str) -> Result<Cow<'_, str>, S3Error> {
     decode(raw, true)
 }
 
@@ -132,10 +133,12 @@ mod tests {
     /// Truncated or non-hex escapes and invalid UTF-8 are reported, never panicking.
     #[test]
     fn bad_escapes_rejected() {
-        assert_eq!(decode_path("%"), Err(DecodeError::BadEscape));
-        assert_eq!(decode_path("a%2"), Err(DecodeError::BadEscape));
-        assert_eq!(decode_path("a%G0"), Err(DecodeError::BadEscape));
-        assert_eq!(decode_path("%FF"), Err(DecodeError::NotUtf8));
+        for bad in ["%", "a%2", "a%G0", "%%41", "%FF", "%C3%28"] {
+            let err = decode_path(bad).expect_err(bad);
+            assert_eq!(err.code, S3ErrorCode::InvalidURI, "{bad}");
+        }
+        assert!(decode_path("a%2").is_err_and(|e| e.message.contains("percent-encoding")));
+        assert!(decode_path("%FF").is_err_and(|e| e.message.contains("UTF-8")));
         assert_eq!(decode_path("%C3%A9").as_deref(), Ok("é"));
     }
 

@@ -29,7 +29,7 @@
 use std::borrow::Cow;
 
 use crate::error::{S3Error, S3ErrorCode};
-use crate::s3::percent::{decode_path, decode_query, DecodeError};
+use crate::s3::percent::{decode_path, decode_query};
 
 /// Longest object key in bytes of UTF-8 (S3's limit); longer keys get `KeyTooLongError`.
 pub const KEY_BYTES_MAX: usize = 1024;
@@ -48,6 +48,9 @@ pub const QUERY_PARAMS_MAX: usize = 64;
 
 const _: () = assert!(BUCKET_NAME_BYTES_MIN <= BUCKET_NAME_BYTES_MAX);
 const _: () = assert!(LIST_ENTRIES_MAX >= 1 && PART_NUMBER_MAX >= 1);
+// Every request moves its Endpoint a few times; rare, bulky parameters (listing options, copy
+// sources, response overrides) are boxed to keep it within two cache lines.
+const _: () = assert!(std::mem::size_of::<Endpoint>() <= 128);
 
 /// Looks request headers up by name, case-insensitively. The router needs only a few
 /// (`x-amz-copy-source`, `x-amz-copy-source-range`), so the codec's own storage is used as is.
@@ -72,6 +75,12 @@ impl HeaderLookup for [httparse::Header<'_>] {
     }
 }
 
+impl HeaderLookup for crate::codec::RequestHead {
+    fn header(&self, name: &str) -> Option<&str> {
+        crate::codec::RequestHead::header(self, name)
+    }
+}
+
 /// A header set with no headers (requests that cannot copy, tests).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoHeaders;
@@ -93,6 +102,19 @@ pub struct RequestHead<'a> {
     pub query: &'a str,
     /// The `Host` header, possibly with a port.
     pub host: Option<&'a str>,
+}
+
+/// The view of a head parsed by the HTTP codec: `Endpoint::from_request(&(&head).into(),
+/// domain, &head)` routes it.
+impl<'a> From<&'a crate::codec::RequestHead> for RequestHead<'a> {
+    fn from(head: &'a crate::codec::RequestHead) -> Self {
+        RequestHead {
+            method: head.method(),
+            path: head.raw_path(),
+            query: head.raw_query(),
+            host: head.header("host"),
+        }
+    }
 }
 
 impl<'a> RequestHead<'a> {
@@ -165,8 +187,25 @@ pub struct ObjectReadParams {
     pub part_number: Option<u16>,
     /// `versionId`; Tessera keeps no versions, so only `null` can match.
     pub version_id: Option<String>,
-    /// `response-*` header overrides.
-    pub overrides: ResponseOverrides,
+    /// `response-*` header overrides; boxed because presigned downloads are the only users
+    /// and the common GET should not carry six empty strings through every move.
+    pub overrides: Option<Box<ResponseOverrides>>,
+}
+
+/// Most buckets one ListBuckets page may return (S3's `max-buckets` range is 1..=10 000).
+pub const LIST_BUCKETS_MAX: u32 = 10_000;
+
+/// Parameters of ListBuckets (the paginated form SDKs use since 2024; all optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListBucketsParams {
+    /// `prefix`: only buckets whose name starts with it.
+    pub prefix: Option<String>,
+    /// `continuation-token`, opaque to the router.
+    pub continuation_token: Option<String>,
+    /// `max-buckets` (1..=[`LIST_BUCKETS_MAX`]); `None` means all buckets.
+    pub max_buckets: Option<u32>,
+    /// `bucket-region`: only buckets of that region.
+    pub bucket_region: Option<String>,
 }
 
 /// Parameters of ListObjects (v1).
@@ -287,11 +326,13 @@ unsupported_ops! {
 ///
 /// `bucket` is always a valid S3 bucket name; `key` is 1..=[`KEY_BYTES_MAX`] bytes of UTF-8,
 /// exactly as the client named it (no normalisation of `//`, `.`, trailing `/`).
+///
+/// Deliberately not `#[non_exhaustive]`: the server matches it exhaustively, so a new
+/// operation added here fails to compile until it has a handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Endpoint {
     /// `GET /`.
-    ListBuckets,
+    ListBuckets { params: Box<ListBucketsParams> },
     /// `PUT /bucket` (optional CreateBucketConfiguration body).
     CreateBucket { bucket: String },
     /// `HEAD /bucket`.
@@ -307,17 +348,17 @@ pub enum Endpoint {
     /// `GET /bucket` (v1 listing).
     ListObjects {
         bucket: String,
-        params: ListObjectsParams,
+        params: Box<ListObjectsParams>,
     },
     /// `GET /bucket?list-type=2`.
     ListObjectsV2 {
         bucket: String,
-        params: ListObjectsV2Params,
+        params: Box<ListObjectsV2Params>,
     },
     /// `GET /bucket?uploads`.
     ListMultipartUploads {
         bucket: String,
-        params: ListUploadsParams,
+        params: Box<ListUploadsParams>,
     },
     /// `POST /bucket?delete` with a Delete document.
     DeleteObjects { bucket: String },
@@ -327,7 +368,7 @@ pub enum Endpoint {
     CopyObject {
         bucket: String,
         key: String,
-        source: CopySource,
+        source: Box<CopySource>,
     },
     /// `GET /bucket/key`.
     GetObject {
@@ -364,7 +405,7 @@ pub enum Endpoint {
         key: String,
         upload_id: String,
         part_number: u16,
-        source: CopySource,
+        source: Box<CopySource>,
         range: Option<CopyRange>,
     },
     /// `POST /bucket/key?uploadId=U` with a CompleteMultipartUpload document.
@@ -399,12 +440,37 @@ impl Endpoint {
     ///
     /// `vhost_domain` is the configured virtual-host domain (e.g. `s3.example.com`): a `Host`
     /// of `bucket.s3.example.com` names the bucket; any other host means path style.
+    ///
+    /// ```
+    /// use tessera_http::s3::{BodyKind, Endpoint, NoHeaders, RequestHead};
+    ///
+    /// let target = "/photos/2026/a+b%20c.jpg?partNumber=2&uploadId=VXBsb2Fk";
+    /// let head = RequestHead::from_target("PUT", target, Some("s3.example.com"));
+    /// let endpoint = Endpoint::from_request(&head, Some("s3.example.com"), &NoHeaders)?;
+    /// assert_eq!(endpoint.name(), "UploadPart");
+    /// assert_eq!(endpoint.bucket(), Some("photos"));
+    /// assert_eq!(endpoint.key(), Some("2026/a+b c.jpg"));
+    /// assert_eq!(endpoint.body(), BodyKind::Stream);
+    /// # Ok::<(), tessera_http::S3Error>(())
+    /// ```
     pub fn from_request<H: HeaderLookup + ?Sized>(
         head: &RequestHead<'_>,
         vhost_domain: Option<&str>,
         headers: &H,
     ) -> Result<Endpoint, S3Error> {
-        route(head, vhost_domain, headers).map_err(|e| {
+        let routed = route(head, vhost_domain, headers);
+        // Pair of the checks made while routing: whatever comes out names a valid bucket and a
+        // key within the limit.
+        if let Ok(endpoint) = &routed {
+            debug_assert!(
+                endpoint.bucket().is_none_or(is_valid_bucket_name),
+                "{endpoint:?}"
+            );
+            debug_assert!(endpoint
+                .key()
+                .is_none_or(|k| (1..=KEY_BYTES_MAX).contains(&k.len())));
+        }
+        routed.map_err(|e| {
             if e.resource.is_empty() {
                 e.with_resource(head.path)
             } else {
@@ -417,7 +483,7 @@ impl Endpoint {
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
-            Endpoint::ListBuckets => "ListBuckets",
+            Endpoint::ListBuckets { .. } => "ListBuckets",
             Endpoint::CreateBucket { .. } => "CreateBucket",
             Endpoint::HeadBucket { .. } => "HeadBucket",
             Endpoint::DeleteBucket { .. } => "DeleteBucket",
@@ -448,7 +514,7 @@ impl Endpoint {
     #[must_use]
     pub fn bucket(&self) -> Option<&str> {
         match self {
-            Endpoint::ListBuckets => None,
+            Endpoint::ListBuckets { .. } => None,
             Endpoint::Unsupported { bucket, .. } => bucket.as_deref(),
             Endpoint::CreateBucket { bucket }
             | Endpoint::HeadBucket { bucket }
@@ -530,12 +596,19 @@ macro_rules! params {
             fn from_wire(name: &str) -> Option<Param> {
                 match name { $($wire => Some(Param::$variant),)* _ => None }
             }
+
+            /// The name as sent on the wire, for error messages.
+            fn wire(self) -> &'static str {
+                match self { $(Param::$variant => $wire,)* }
+            }
         }
     };
 }
 
 params! {
     ListType => "list-type",
+    MaxBuckets => "max-buckets",
+    BucketRegion => "bucket-region",
     Prefix => "prefix",
     Delimiter => "delimiter",
     MaxKeys => "max-keys",
@@ -611,7 +684,7 @@ impl<'a> Query<'a> {
                 ));
             }
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode_query(name).map_err(uri_error)?;
+            let name = decode_query(name)?;
             if let Some(param) = Param::from_wire(&name) {
                 let slot = &mut values[param as usize];
                 if slot.is_none() {
@@ -628,10 +701,7 @@ impl<'a> Query<'a> {
 
     /// The decoded value of `param`, if present.
     fn get(&self, param: Param) -> Result<Option<Cow<'a, str>>, S3Error> {
-        self.values[param as usize]
-            .map(decode_query)
-            .transpose()
-            .map_err(uri_error)
+        self.values[param as usize].map(decode_query).transpose()
     }
 
     fn string(&self, param: Param) -> Result<Option<String>, S3Error> {
@@ -656,7 +726,8 @@ impl<'a> Query<'a> {
         };
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid_argument(format!(
-                "{param:?} must be a non-negative integer"
+                "{} must be a non-negative integer",
+                param.wire()
             )));
         }
         // All digits: only overflow can fail, and any overflowing value is above the cap.
@@ -693,14 +764,6 @@ fn invalid_argument(message: impl Into<String>) -> S3Error {
     S3Error::new(S3ErrorCode::InvalidArgument, message)
 }
 
-fn uri_error(err: DecodeError) -> S3Error {
-    let message = match err {
-        DecodeError::BadEscape => "Couldn't parse the specified URI: bad percent-encoding",
-        DecodeError::NotUtf8 => "Couldn't parse the specified URI: not UTF-8",
-    };
-    S3Error::new(S3ErrorCode::InvalidURI, message)
-}
-
 fn method_not_allowed() -> S3Error {
     S3Error::new(
         S3ErrorCode::MethodNotAllowed,
@@ -708,11 +771,15 @@ fn method_not_allowed() -> S3Error {
     )
 }
 
+/// Plain decimal digits only: `str::parse` would also take a leading `+` (sent as `%2B`).
+fn parse_decimal_u16(value: &str) -> Option<u16> {
+    let digits_only = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    digits_only.then(|| value.parse::<u16>().ok()).flatten()
+}
+
 /// A part number 1..=[`PART_NUMBER_MAX`].
 fn parse_part_number(value: &str) -> Result<u16, S3Error> {
-    value
-        .parse::<u16>()
-        .ok()
+    parse_decimal_u16(value)
         .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
         .ok_or_else(|| {
             invalid_argument(format!(
@@ -739,13 +806,10 @@ pub fn is_valid_bucket_name(name: &str) -> bool {
     let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     // Length >= 3 was checked above, so first and last exist.
     let ends_ok = edge_ok(bytes[0]) && edge_ok(bytes[bytes.len() - 1]);
-    let is_ipv4 = {
-        let labels: Vec<&str> = name.split('.').collect();
-        labels.len() == 4
-            && labels
-                .iter()
-                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-    };
+    let is_ipv4 = name.split('.').count() == 4
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
     charset_ok
         && ends_ok
         && !name.contains("..")
@@ -794,7 +858,7 @@ impl Method {
     }
 }
 
-/// `host` without a port, or `None` for a malformed bracketed IPv6 literal.
+/// `host` without its `:port`; a bracketed IPv6 literal is returned whole (never a virtual host).
 fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: `[::1]:9000`; never a virtual host.
@@ -805,6 +869,7 @@ fn host_without_port(host: &str) -> &str {
 
 /// The bucket named by a virtual-host `Host`, if `host` is `<bucket>.<domain>`.
 fn virtual_host_bucket<'h>(host: &'h str, domain: &str) -> Option<&'h str> {
+    let domain = host_without_port(domain);
     let host = host_without_port(host.trim());
     let host = host.strip_suffix('.').unwrap_or(host); // a fully qualified name's root dot
     let prefix_len = host.len().checked_sub(domain.len() + 1)?;
@@ -836,14 +901,14 @@ fn address(head: &RequestHead<'_>, vhost_domain: Option<&str>) -> Result<Target,
         None if path.is_empty() => return Ok(Target::Service),
         None => {
             let (raw_bucket, raw_key) = path.split_once('/').unwrap_or((path, ""));
-            (decode_path(raw_bucket).map_err(uri_error)?, raw_key)
+            (decode_path(raw_bucket)?, raw_key)
         }
     };
     let bucket = bucket.into_owned();
     if raw_key.is_empty() {
         return Ok(Target::Bucket(bucket));
     }
-    let key = decode_path(raw_key).map_err(uri_error)?.into_owned();
+    let key = decode_path(raw_key)?.into_owned();
     check_key(&key)?;
     Ok(Target::Object(bucket, key))
 }
@@ -858,7 +923,7 @@ fn route<H: HeaderLookup + ?Sized>(
     let query = Query::parse(head.query)?;
     match target {
         Target::Service => match method {
-            Method::Get => Ok(Endpoint::ListBuckets),
+            Method::Get => list_buckets(&query),
             Method::Options => Ok(Endpoint::Unsupported {
                 bucket: None,
                 key: None,
@@ -962,7 +1027,10 @@ fn route_bucket(method: Method, bucket: String, query: &Query<'_>) -> Result<End
                 max_uploads: query.entry_limit(Param::MaxUploads)?,
                 encoding_url: query.encoding_url()?,
             };
-            return Ok(Endpoint::ListMultipartUploads { bucket, params });
+            return Ok(Endpoint::ListMultipartUploads {
+                bucket,
+                params: Box::new(params),
+            });
         }
         Method::Post if query.has(Param::Delete) => return Ok(Endpoint::DeleteObjects { bucket }),
         _ => {}
@@ -1002,6 +1070,31 @@ fn route_bucket(method: Method, bucket: String, query: &Query<'_>) -> Result<End
     }
 }
 
+fn list_buckets(query: &Query<'_>) -> Result<Endpoint, S3Error> {
+    let max_buckets = match query.get(Param::MaxBuckets)? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| {
+                    v.bytes().all(|b| b.is_ascii_digit()) && (1..=LIST_BUCKETS_MAX).contains(n)
+                })
+                .ok_or_else(|| {
+                    invalid_argument("max-buckets must be an integer between 1 and 10000")
+                })?,
+        ),
+    };
+    let params = ListBucketsParams {
+        prefix: query.string(Param::Prefix)?,
+        continuation_token: query.string(Param::ContinuationToken)?,
+        max_buckets,
+        bucket_region: query.string(Param::BucketRegion)?,
+    };
+    Ok(Endpoint::ListBuckets {
+        params: Box::new(params),
+    })
+}
+
 fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> {
     match query.get(Param::ListType)?.as_deref() {
         Some("2") => {
@@ -1020,7 +1113,10 @@ fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> 
                 fetch_owner,
                 encoding_url: query.encoding_url()?,
             };
-            Ok(Endpoint::ListObjectsV2 { bucket, params })
+            Ok(Endpoint::ListObjectsV2 {
+                bucket,
+                params: Box::new(params),
+            })
         }
         None => {
             let params = ListObjectsParams {
@@ -1030,10 +1126,36 @@ fn list_objects(bucket: String, query: &Query<'_>) -> Result<Endpoint, S3Error> 
                 max_keys: query.entry_limit(Param::MaxKeys)?,
                 encoding_url: query.encoding_url()?,
             };
-            Ok(Endpoint::ListObjects { bucket, params })
+            Ok(Endpoint::ListObjects {
+                bucket,
+                params: Box::new(params),
+            })
         }
         Some(_) => Err(invalid_argument("list-type must be 2 when given")),
     }
+}
+
+/// The `response-*` overrides, or `None` (no allocation) when the request has none.
+fn response_overrides(query: &Query<'_>) -> Result<Option<Box<ResponseOverrides>>, S3Error> {
+    const PARAMS: [Param; 6] = [
+        Param::ResponseCacheControl,
+        Param::ResponseContentDisposition,
+        Param::ResponseContentEncoding,
+        Param::ResponseContentLanguage,
+        Param::ResponseContentType,
+        Param::ResponseExpires,
+    ];
+    if !PARAMS.iter().any(|&p| query.has(p)) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(ResponseOverrides {
+        cache_control: query.string(Param::ResponseCacheControl)?,
+        content_disposition: query.string(Param::ResponseContentDisposition)?,
+        content_encoding: query.string(Param::ResponseContentEncoding)?,
+        content_language: query.string(Param::ResponseContentLanguage)?,
+        content_type: query.string(Param::ResponseContentType)?,
+        expires: query.string(Param::ResponseExpires)?,
+    })))
 }
 
 fn route_object<H: HeaderLookup + ?Sized>(
@@ -1077,9 +1199,7 @@ fn route_object<H: HeaderLookup + ?Sized>(
                 }
                 let part_number_marker = match query.get(Param::PartNumberMarker)? {
                     None => 0,
-                    Some(v) => v
-                        .parse::<u16>()
-                        .ok()
+                    Some(v) => parse_decimal_u16(&v)
                         .filter(|n| *n <= PART_NUMBER_MAX)
                         .ok_or_else(|| invalid_argument("invalid part-number-marker"))?,
                 };
@@ -1097,14 +1217,7 @@ fn route_object<H: HeaderLookup + ?Sized>(
             let params = ObjectReadParams {
                 part_number: query.part_number()?,
                 version_id: query.string(Param::VersionId)?,
-                overrides: ResponseOverrides {
-                    cache_control: query.string(Param::ResponseCacheControl)?,
-                    content_disposition: query.string(Param::ResponseContentDisposition)?,
-                    content_encoding: query.string(Param::ResponseContentEncoding)?,
-                    content_language: query.string(Param::ResponseContentLanguage)?,
-                    content_type: query.string(Param::ResponseContentType)?,
-                    expires: query.string(Param::ResponseExpires)?,
-                },
+                overrides: response_overrides(query)?,
             };
             if method == Method::Get {
                 Ok(Endpoint::GetObject {
@@ -1124,7 +1237,8 @@ fn route_object<H: HeaderLookup + ?Sized>(
             let copy_source = headers
                 .header("x-amz-copy-source")
                 .map(parse_copy_source)
-                .transpose()?;
+                .transpose()?
+                .map(Box::new);
             let part_number = query.part_number()?;
             match (upload_id, part_number) {
                 (Some(upload_id), Some(part_number)) => match copy_source {
@@ -1320,6 +1434,11 @@ mod tests {
         assert_eq!(
             virtual_host_bucket("é.s3.example.com", "s3.example.com"),
             Some("é")
+        );
+        // A configured domain with a port matches hosts with or without it.
+        assert_eq!(
+            virtual_host_bucket("b.s3.example.com:80", "s3.example.com:9000"),
+            Some("b")
         );
     }
 

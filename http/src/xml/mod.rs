@@ -51,3 +51,16 @@ pub const DELETE_OBJECTS_MAX: usize = 1000;
 /// Deepest element nesting the parser follows. The deepest document read is three levels
 /// (`Delete/Object/Key`); the limit stops a hostile body from building a deep stack.
 pub const XML_DEPTH_MAX: usize = 16;
+
+/// Most elements one request document may hold. The parser builds a small tree (about 64 bytes
+/// per element), so without this bound a 4 MiB body of `<a/>` would cost ~64 MiB. The largest
+/// real document, a CompleteMultipartUpload of 10 000 parts with every checksum, has ~80 000.
+pub const XML_ELEMENTS_MAX: usize = 100_000;
+
+// A Delete naming the most objects with the longest keys (plus ~64 bytes of markup each) fits,
+// and so does a CompleteMultipartUpload of every part with ~256 bytes per part (number, ETag,
+// one checksum and markup).
+const _: () =
+    assert!(XML_BODY_BYTES_MAX >= DELETE_OBJECTS_MAX * (crate::s3::router::KEY_BYTES_MAX + 64));
+const _: () = assert!(XML_BODY_BYTES_MAX >= crate::s3::router::PART_NUMBER_MAX as usize * 256);
+const _: () = assert!(XML_ELEMENTS_MAX > crate::s3::router::PART_NUMBER_MAX as usize * 8);

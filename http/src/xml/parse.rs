@@ -2,7 +2,8 @@
 //!
 //! A small, strict XML reader builds a tree of elements (names without namespace prefix, text
 //! with entities decoded), then each document reader walks it. The body is bounded by
-//! [`XML_BODY_BYTES_MAX`] and nesting by [`XML_DEPTH_MAX`], so the tree is bounded too. DOCTYPE
+//! [`XML_BODY_BYTES_MAX`], nesting by [`XML_DEPTH_MAX`] and the element count by
+//! [`XML_ELEMENTS_MAX`], so the tree is bounded too. DOCTYPE
 //! declarations are refused (no entity expansion). Any malformed input is `MalformedXML`.
 //!
 //! Not done, by choice: end-of-line normalisation (a literal CR stays a CR; clients escape CR in
@@ -11,7 +12,7 @@
 use crate::error::{S3Error, S3ErrorCode};
 use crate::s3::router::PART_NUMBER_MAX;
 use crate::xml::write::Checksums;
-use crate::xml::{DELETE_OBJECTS_MAX, XML_BODY_BYTES_MAX, XML_DEPTH_MAX};
+use crate::xml::{DELETE_OBJECTS_MAX, XML_BODY_BYTES_MAX, XML_DEPTH_MAX, XML_ELEMENTS_MAX};
 
 fn malformed(why: &str) -> S3Error {
     S3Error::new(
@@ -92,6 +93,7 @@ impl<'a> Reader<'a> {
     fn document(mut self) -> Result<Element<'a>, S3Error> {
         let mut stack: Vec<Element<'a>> = Vec::new();
         let mut root: Option<Element<'a>> = None;
+        let mut elements = 0usize;
         while self.pos < self.text.len() {
             let rest = self.rest();
             if !rest.starts_with('<') {
@@ -138,6 +140,10 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 let name = self.name()?;
                 let self_closing = self.attributes()?;
+                elements += 1;
+                if elements > XML_ELEMENTS_MAX {
+                    return Err(malformed("too many elements"));
+                }
                 let element = Element {
                     name: local_name(name),
                     ..Element::default()
@@ -463,6 +469,7 @@ mod tests {
     /// Each kind of malformed document is refused with MalformedXML.
     #[test]
     fn reader_rejects_malformed() {
+        let too_many = format!("<a>{}</a>", "<b/>".repeat(XML_ELEMENTS_MAX));
         let too_deep = "<a>".repeat(XML_DEPTH_MAX + 1) + &"</a>".repeat(XML_DEPTH_MAX + 1);
         for bad in [
             "",
@@ -486,6 +493,7 @@ mod tests {
             "<>",
             "<a>x</a>trailing",
             too_deep.as_str(),
+            too_many.as_str(),
         ] {
             assert_eq!(
                 code(parse_document(bad.as_bytes())),
@@ -557,6 +565,8 @@ mod tests {
                 ListAllMyBucketsResult {
                     owner: &owner,
                     buckets: &buckets,
+                    continuation_token: Some(nasty),
+                    prefix: Some(nasty),
                 }
                 .to_xml(),
             ),

@@ -1,6 +1,5 @@
 //! ISO-8601 timestamps as S3 writes them in XML: `2026-11-22T00:51:34.000Z` (UTC, milliseconds).
 
-use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A point in time in milliseconds since the Unix epoch (UTC), as the metadata layer stores it.
@@ -40,15 +39,26 @@ impl Timestamp {
         let days = ms.div_euclid(MS_PER_DAY);
         let ms_of_day = ms.rem_euclid(MS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
+        // Both are non-negative: the clamp keeps years in 0..=9999 and rem_euclid is >= 0, so
+        // unsigned_abs is the identity here.
+        let (year, ms_of_day) = (year.unsigned_abs(), ms_of_day.unsigned_abs());
         let secs = ms_of_day / 1000;
-        let _ = write!(
-            out,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            ms_of_day % 1000
-        );
+        // Hand-formatted: listings write one date per entry, and `write!` with seven
+        // arguments costs several times more than pushing the digits.
+        push_digits(out, year, 4);
+        out.push('-');
+        push_digits(out, u64::from(month), 2);
+        out.push('-');
+        push_digits(out, u64::from(day), 2);
+        out.push('T');
+        push_digits(out, secs / 3600, 2);
+        out.push(':');
+        push_digits(out, secs / 60 % 60, 2);
+        out.push(':');
+        push_digits(out, secs % 60, 2);
+        out.push('.');
+        push_digits(out, ms_of_day % 1000, 3);
+        out.push('Z');
     }
 
     /// The ISO-8601 form as a new string.
@@ -57,6 +67,17 @@ impl Timestamp {
         let mut out = String::with_capacity(24);
         self.write_iso8601(&mut out);
         out
+    }
+}
+
+/// Appends `value` (0 <= value < 10^width) as exactly `width` decimal digits.
+fn push_digits(out: &mut String, value: u64, width: u32) {
+    debug_assert!(value < 10_u64.pow(width), "{value} in {width} digits");
+    let mut divisor = 10_u64.pow(width - 1);
+    while divisor > 0 {
+        let digit = (value / divisor % 10) as u8; // 0..=9, so the cast is exact
+        out.push(char::from(b'0' + digit));
+        divisor /= 10;
     }
 }
 
@@ -116,6 +137,21 @@ mod tests {
         assert_eq!(
             Timestamp::from_unix_ms(i64::MIN).to_iso8601(),
             "0000-01-01T00:00:00.000Z"
+        );
+    }
+
+    /// System times convert to milliseconds on both sides of the epoch.
+    #[test]
+    fn from_system_time() {
+        let after = UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+        assert_eq!(
+            Timestamp::from_system_time(after),
+            Timestamp::from_unix_ms(1_500)
+        );
+        let before = UNIX_EPOCH - std::time::Duration::from_millis(2_250);
+        assert_eq!(
+            Timestamp::from_system_time(before),
+            Timestamp::from_unix_ms(-2_250)
         );
     }
 

@@ -1,8 +1,6 @@
 //! Response document writers. Each document is a plain struct the metadata layer fills; its
 //! [`XmlBody::write_xml`] appends the whole document (declaration included) to a `String`.
 
-use std::fmt::Write as _;
-
 use crate::error::{escape_xml_into, S3ErrorCode};
 use crate::s3::percent::encode_url_into;
 use crate::xml::time::Timestamp;
@@ -77,9 +75,9 @@ impl Writer<'_> {
         }
     }
 
-    fn number(&mut self, name: &str, value: impl std::fmt::Display) {
+    fn number(&mut self, name: &str, value: impl Into<u64>) {
         self.open(name);
-        let _ = write!(self.out, "{value}");
+        push_u64(self.out, value.into());
         self.close(name);
     }
 
@@ -132,6 +130,23 @@ impl Writer<'_> {
     }
 }
 
+/// Appends `value` in decimal without going through `fmt` (one per listing entry).
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8; // 0..=9, so the cast is exact
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
 /// An owner (bucket owner, object owner, upload initiator).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Owner {
@@ -170,8 +185,12 @@ pub struct BucketInfo {
 pub struct ListAllMyBucketsResult<'a> {
     /// The caller.
     pub owner: &'a Owner,
-    /// Every bucket, in name order.
+    /// The buckets of this page, in name order.
     pub buckets: &'a [BucketInfo],
+    /// Token for the next page (paginated ListBuckets, only when more buckets follow).
+    pub continuation_token: Option<&'a str>,
+    /// The request's prefix, echoed when given.
+    pub prefix: Option<&'a str>,
 }
 
 impl XmlBody for ListAllMyBucketsResult<'_> {
@@ -187,6 +206,8 @@ impl XmlBody for ListAllMyBucketsResult<'_> {
             w.close("Bucket");
         }
         w.close("Buckets");
+        w.opt_text("ContinuationToken", self.continuation_token);
+        w.opt_text("Prefix", self.prefix);
         w.close("ListAllMyBucketsResult");
     }
 }
@@ -375,7 +396,10 @@ impl XmlBody for ListObjectsV2Result<'_> {
         if let Some(start_after) = self.start_after {
             w.key_text("StartAfter", start_after, url);
         }
-        w.number("KeyCount", self.contents.len() + self.common_prefixes.len());
+        w.number(
+            "KeyCount",
+            (self.contents.len() + self.common_prefixes.len()) as u64,
+        );
         w.number("MaxKeys", self.max_keys);
         if let Some(delimiter) = self.delimiter {
             w.key_text("Delimiter", delimiter, url);
