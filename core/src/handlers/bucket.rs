@@ -4,6 +4,7 @@
 //! create or delete is committed on every core (a broadcast through the mesh) before it is
 //! acknowledged.
 
+use tessera_http::s3::router::ListBucketsParams;
 use tessera_http::xml::{
     self, BucketInfo, ListAllMyBucketsResult, LocationConstraint, Owner, Timestamp, XmlBody as _,
 };
@@ -111,11 +112,19 @@ pub fn location(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
     ))
 }
 
-/// `GET /`.
-pub fn list(ctx: &CoreCtx, access_key: &str) -> Response {
-    let buckets: Vec<BucketInfo> = ctx.meta.local.with_index(|index| {
+/// `GET /`: buckets in name order, filtered by `prefix` and `bucket-region`, paginated by
+/// `max-buckets` with the last name returned as the continuation token.
+pub fn list(ctx: &CoreCtx, access_key: &str, params: &ListBucketsParams) -> Response {
+    let region = &ctx.shared.config.server.region;
+    let prefix = params.prefix.as_deref().unwrap_or("");
+    let after = params.continuation_token.as_deref().unwrap_or("");
+    let max = params.max_buckets.map_or(usize::MAX, |m| m as usize);
+    let region_matches = params.bucket_region.as_ref().is_none_or(|r| r == region);
+    let mut buckets: Vec<BucketInfo> = ctx.meta.local.with_index(|index| {
         index
             .buckets()
+            .filter(|b| region_matches && b.name.starts_with(prefix) && b.name.as_str() > after)
+            .take(max.saturating_add(1))
             .map(|b| BucketInfo {
                 name: b.name.clone(),
                 creation_date: Timestamp::from_unix_ms(
@@ -124,14 +133,20 @@ pub fn list(ctx: &CoreCtx, access_key: &str) -> Response {
             })
             .collect()
     });
-    Response::xml(
-        200,
-        ListAllMyBucketsResult {
-            owner: &owner(access_key),
-            buckets: &buckets,
-        }
-        .to_xml(),
-    )
+    let truncated = buckets.len() > max;
+    buckets.truncate(max);
+    let next = if truncated {
+        buckets.last().map(|b| b.name.clone())
+    } else {
+        None
+    };
+    let result = ListAllMyBucketsResult {
+        owner: &owner(access_key),
+        buckets: &buckets,
+        continuation_token: next.as_deref(),
+        prefix: params.prefix.as_deref(),
+    };
+    Response::xml(200, result.to_xml())
 }
 
 /// `DELETE /bucket`: refused while any core holds an object or an upload of the bucket.

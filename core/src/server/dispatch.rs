@@ -108,7 +108,7 @@ async fn route(
 ) -> Result<Response, S3Error> {
     let access_key = verified.access_key.as_str();
     match endpoint {
-        Endpoint::ListBuckets => Ok(bucket::list(ctx, access_key)),
+        Endpoint::ListBuckets { params } => Ok(bucket::list(ctx, access_key, &params)),
         Endpoint::CreateBucket { bucket: name } => {
             bucket::create(ctx, &name, access_key, xml_body).await
         }

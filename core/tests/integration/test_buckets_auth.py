@@ -203,3 +203,26 @@ def test_unimplemented_operation_is_501_xml(shared_gateway):
         s3.get_bucket_policy(Bucket="nyi-bucket")
     assert error_code(e) == "NotImplemented"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_list_buckets_prefix_and_pages():
+    """ListBuckets filters by prefix and pages with MaxBuckets / ContinuationToken in name order."""
+    gw = Gateway()
+    try:
+        s3 = gw.client()
+        names = [f"page-{i:02d}" for i in range(5)] + ["other-bucket"]
+        for name in names:
+            s3.create_bucket(Bucket=name)
+        seen, token = [], None
+        while True:
+            kwargs = {"Prefix": "page-", "MaxBuckets": 2}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = s3.list_buckets(**kwargs)
+            seen += [b["Name"] for b in page["Buckets"]]
+            token = page.get("ContinuationToken")
+            if not token:
+                break
+        assert seen == sorted(n for n in names if n.startswith("page-"))
+    finally:
+        gw.cleanup()
