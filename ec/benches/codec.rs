@@ -16,6 +16,11 @@ use tessera_ec::{Codec, ShardSet};
 const GEOMETRIES: [(usize, usize); 4] = [(2, 1), (4, 2), (8, 4), (10, 4)];
 const CHUNKS: [usize; 2] = [64 * 1024, 1024 * 1024];
 
+/// A bench size as ISA-L's `int`; every size here is far below 2^31.
+fn int(n: usize) -> i32 {
+    i32::try_from(n).expect("bench sizes fit in an int")
+}
+
 fn filled(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -29,8 +34,8 @@ fn raw_tables(k: usize, rows: &[u8]) -> Vec<u8> {
     // SAFETY: `rows` holds r·k coefficients and `tables` 32·k·r bytes, the extents ISA-L uses.
     unsafe {
         sys::ec_init_tables(
-            k as i32,
-            r as i32,
+            int(k),
+            int(r),
             rows.as_ptr().cast_mut(),
             tables.as_mut_ptr(),
         );
@@ -44,24 +49,30 @@ fn raw_matrices(k: usize, m: usize) -> (Vec<u8>, Vec<u8>) {
     let n = k + m;
     let mut generator = vec![0u8; n * k];
     // SAFETY: the buffer holds n·k bytes, all ISA-L writes.
-    unsafe { sys::gf_gen_cauchy1_matrix(generator.as_mut_ptr(), n as i32, k as i32) };
+    unsafe { sys::gf_gen_cauchy1_matrix(generator.as_mut_ptr(), int(n), int(k)) };
     let mut sub = generator[m * k..].to_vec();
     let mut inverse = vec![0u8; k * k];
     // SAFETY: both buffers hold k·k bytes.
-    let rc = unsafe { sys::gf_invert_matrix(sub.as_mut_ptr(), inverse.as_mut_ptr(), k as i32) };
+    let rc = unsafe { sys::gf_invert_matrix(sub.as_mut_ptr(), inverse.as_mut_ptr(), int(k)) };
     assert_eq!(rc, 0, "Cauchy sub-matrix is invertible");
     (generator, inverse[..m * k].to_vec())
 }
 
 /// Calls `ec_encode_data` on raw pointers prepared outside the timing loop.
-fn raw_encode(len: usize, k: usize, tables: &[u8], sources: &mut [*mut u8], outputs: &mut [*mut u8]) {
+fn raw_encode(
+    len: usize,
+    k: usize,
+    tables: &[u8],
+    sources: &mut [*mut u8],
+    outputs: &mut [*mut u8],
+) {
     // SAFETY: every pointer addresses `len` bytes of a live buffer owned by the benchmark;
     // outputs are distinct from each other and from the sources; tables match k × outputs.
     unsafe {
         sys::ec_encode_data(
-            len as i32,
-            k as i32,
-            outputs.len() as i32,
+            int(len),
+            int(k),
+            int(outputs.len()),
             tables.as_ptr().cast_mut(),
             sources.as_mut_ptr(),
             outputs.as_mut_ptr(),
@@ -84,8 +95,8 @@ fn encode(c: &mut Criterion) {
             assert_eq!(codec.matrix(), &generator[..], "same matrix as raw ISA-L");
             let tables = raw_tables(k, &generator[k * k..]);
             group.bench_function(BenchmarkId::new("isal_raw", &id), |b| {
-                let mut sources: Vec<*mut u8> = data.iter_mut().map(|d| d.as_mut_ptr()).collect();
-                let mut outputs: Vec<*mut u8> = parity.iter_mut().map(|p| p.as_mut_ptr()).collect();
+                let mut sources: Vec<*mut u8> = data.iter_mut().map(Vec::as_mut_ptr).collect();
+                let mut outputs: Vec<*mut u8> = parity.iter_mut().map(Vec::as_mut_ptr).collect();
                 b.iter(|| raw_encode(chunk, k, &tables, &mut sources, &mut outputs));
             });
             let raw_parity = parity.clone();
@@ -123,9 +134,9 @@ fn reconstruct(c: &mut Criterion) {
             let tables = raw_tables(k, &decode_rows);
             group.bench_function(BenchmarkId::new("isal_raw", &id), |b| {
                 let (lost_shards, kept) = shards.split_at_mut(m);
-                let mut sources: Vec<*mut u8> = kept.iter_mut().map(|s| s.as_mut_ptr()).collect();
+                let mut sources: Vec<*mut u8> = kept.iter_mut().map(Vec::as_mut_ptr).collect();
                 let mut outputs: Vec<*mut u8> =
-                    lost_shards.iter_mut().map(|s| s.as_mut_ptr()).collect();
+                    lost_shards.iter_mut().map(Vec::as_mut_ptr).collect();
                 b.iter(|| raw_encode(chunk, k, &tables, &mut sources, &mut outputs));
             });
             assert_eq!(&shards[..k], &data[..], "raw decode rebuilt the data");
