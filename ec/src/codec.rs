@@ -5,9 +5,10 @@
 //!        │                     DECODE_CACHE_ENTRIES preallocated decode-table slots
 //!        ├─ encode(data[k], parity[m])                 parity = C · data
 //!        ├─ encode_with_checksums(.., checksums[k+m])  same, plus one CRC per chunk
+//!        ├─ encode_packed(data k·len, parity m·len, ..)  same, on one contiguous slab each
 //!        └─ reconstruct(shards[k+m], present, rebuild) rebuild = R · (first k present)
 //!                              R derived from the inverse of the present rows, cached per
-//!                              (sources, rebuild) pattern
+//!                              (sources, rebuild) pattern; reconstruct_packed on a slab
 //! ```
 
 use crate::checksum::ChunkHasher;
@@ -243,6 +244,59 @@ impl Codec {
         Ok(())
     }
 
+    /// [`Codec::encode_with_checksums`] on packed buffers, the shape of a PUT's stripe slab:
+    /// `data` holds the k data chunks back to back (`k · chunk_len` bytes: a short last stripe
+    /// is the same buffer re-sliced at its shorter chunk length) and `parity` receives the m
+    /// parity chunks back to back.
+    pub fn encode_packed(
+        &self,
+        data: &[u8],
+        parity: &mut [u8],
+        chunk_len: usize,
+        checksums: &mut [u64],
+    ) -> Result<(), Error> {
+        check_packed(data.len(), self.k, chunk_len)?;
+        check_packed(parity.len(), self.m, chunk_len)?;
+        let mut data_chunks: [&[u8]; SHARDS_MAX] = [&[]; SHARDS_MAX];
+        let mut parity_chunks: [&mut [u8]; SHARDS_MAX] =
+            core::array::from_fn(|_| <&mut [u8]>::default());
+        if chunk_len > 0 {
+            for (slot, chunk) in data_chunks.iter_mut().zip(data.chunks_exact(chunk_len)) {
+                *slot = chunk;
+            }
+            for (slot, chunk) in parity_chunks
+                .iter_mut()
+                .zip(parity.chunks_exact_mut(chunk_len))
+            {
+                *slot = chunk;
+            }
+        }
+        self.encode_with_checksums(
+            &data_chunks[..self.k],
+            &mut parity_chunks[..self.m],
+            checksums,
+        )
+    }
+
+    /// [`Codec::reconstruct`] on a packed stripe: `stripe` holds all k + m chunks back to back
+    /// (`(k + m) · chunk_len` bytes), as a degraded read assembles fetched chunks.
+    pub fn reconstruct_packed(
+        &mut self,
+        stripe: &mut [u8],
+        chunk_len: usize,
+        present: ShardSet,
+        rebuild: ShardSet,
+    ) -> Result<(), Error> {
+        check_packed(stripe.len(), self.k + self.m, chunk_len)?;
+        let mut chunks: [&mut [u8]; SHARDS_MAX] = core::array::from_fn(|_| <&mut [u8]>::default());
+        if chunk_len > 0 {
+            for (slot, chunk) in chunks.iter_mut().zip(stripe.chunks_exact_mut(chunk_len)) {
+                *slot = chunk;
+            }
+        }
+        self.reconstruct(&mut chunks[..self.k + self.m], present, rebuild)
+    }
+
     fn check_encode_args<D, P>(&self, data: &[D], parity: &mut [P]) -> Result<usize, Error>
     where
         D: AsRef<[u8]>,
@@ -428,6 +482,19 @@ impl Codec {
         entry.rebuild = rebuild;
         entry.used = clock;
         slot
+    }
+}
+
+/// Checks that a packed slab holds exactly `chunks` chunks of `chunk_len` bytes.
+fn check_packed(len: usize, chunks: usize, chunk_len: usize) -> Result<(), Error> {
+    check_len(chunk_len)?;
+    if len == chunks * chunk_len {
+        Ok(())
+    } else {
+        Err(Error::SlabLength {
+            expected: chunks * chunk_len,
+            actual: len,
+        })
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Error {
         expected: usize,
         actual: usize,
     },
+    /// A packed slab (`encode_packed`, `reconstruct_packed`) is not exactly the number of
+    /// chunks times the chunk length.
+    SlabLength { expected: usize, actual: usize },
     /// A shard set names a shard index ≥ k + m, or asks to rebuild a shard marked present.
     ShardSet { present: u32, rebuild: u32 },
     /// Fewer than `k` shards are present: the stripe cannot be reconstructed.
@@ -63,6 +66,9 @@ impl fmt::Display for Error {
                 f,
                 "shard {shard} buffer is {actual} bytes, the stripe's chunks are {expected}"
             ),
+            Error::SlabLength { expected, actual } => {
+                write!(f, "packed slab is {actual} bytes, expected {expected}")
+            }
             Error::ShardSet { present, rebuild } => write!(
                 f,
                 "invalid shard sets: present {present:#x}, rebuild {rebuild:#x}"

@@ -271,3 +271,56 @@ fn shard_set_operations() {
     assert_eq!(ShardSet::first(0), ShardSet::EMPTY);
     assert!(ShardSet::EMPTY.is_empty());
 }
+
+#[test]
+fn packed_slabs_match_slice_api() {
+    // Checks that encode_packed and reconstruct_packed on contiguous slabs give the same parity,
+    // checksums and rebuilt chunks as the per-chunk API, and reject a slab of the wrong size.
+    let mut rng = Rng(19);
+    let mut codec = Codec::new(4, 2).expect("codec");
+    for chunk_len in [0usize, 1, 77, 4096] {
+        let data = rng.bytes(4 * chunk_len);
+        let mut parity = vec![0u8; 2 * chunk_len];
+        let mut checksums = [0u64; 6];
+        codec
+            .encode_packed(&data, &mut parity, chunk_len, &mut checksums)
+            .expect("encode");
+        let stripe = encoded_stripe_from(&codec, &data, chunk_len);
+        assert_eq!(parity, stripe[4..].concat());
+        for (i, chunk) in stripe.iter().enumerate() {
+            assert_eq!(checksums[i], crate::chunk_checksum(chunk));
+        }
+        let mut packed = [data.clone(), parity.clone()].concat();
+        packed[..chunk_len].fill(0);
+        packed[5 * chunk_len..].fill(0);
+        let lost = ShardSet::EMPTY.with(0).with(5);
+        codec
+            .reconstruct_packed(&mut packed, chunk_len, ShardSet(0b01_1110), lost)
+            .expect("reconstruct");
+        assert_eq!(packed, stripe.concat());
+    }
+    let mut checksums = [0u64; 6];
+    assert!(matches!(
+        codec.encode_packed(&[0u8; 10], &mut [0u8; 4], 2, &mut checksums),
+        Err(Error::SlabLength {
+            expected: 8,
+            actual: 10
+        })
+    ));
+    assert!(matches!(
+        codec.reconstruct_packed(&mut [0u8; 11], 2, ShardSet(0b1111), ShardSet(0b11_0000)),
+        Err(Error::SlabLength {
+            expected: 12,
+            actual: 11
+        })
+    ));
+}
+
+fn encoded_stripe_from(codec: &Codec, data: &[u8], chunk_len: usize) -> Vec<Vec<u8>> {
+    let chunks: Vec<Vec<u8>> = (0..codec.data_shards())
+        .map(|i| data[i * chunk_len..(i + 1) * chunk_len].to_vec())
+        .collect();
+    let mut parity = vec![vec![0u8; chunk_len]; codec.parity_shards()];
+    codec.encode(&chunks, &mut parity).expect("encode");
+    chunks.into_iter().chain(parity).collect()
+}
