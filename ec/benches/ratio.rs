@@ -157,6 +157,7 @@ fn main() {
             );
         }
     }
+    overhead();
     let chunk = filled(1024 * 1024, 3);
     let crc = fastest(
         2000,
@@ -179,5 +180,45 @@ fn main() {
         "\nchecksum of a 1 MiB chunk: CRC-64/NVME {:.1} GB/s, CRC32C {:.1} GB/s",
         gbps(chunk.len(), crc[0]),
         gbps(chunk.len(), crc[1])
+    );
+}
+
+/// Fixed cost per call: 4+2 on 64-byte chunks, where the kernels do almost nothing.
+fn overhead() {
+    let (k, m, chunk) = (4, 2, 64);
+    let mut codec = Codec::new(k, m).expect("codec");
+    let encoder = Codec::new(k, m).expect("codec");
+    let mut data: Vec<Vec<u8>> = (0..k).map(|i| filled(chunk, i as u8)).collect();
+    let mut parity = vec![vec![0u8; chunk]; m];
+    let mut parity2 = vec![vec![0u8; chunk]; m];
+    let encode_tables = raw_tables(k, &codec.matrix()[k * k..]);
+    let mut sources: Vec<*mut u8> = data.iter_mut().map(Vec::as_mut_ptr).collect();
+    let mut outputs: Vec<*mut u8> = parity.iter_mut().map(Vec::as_mut_ptr).collect();
+    let mut shards: Vec<Vec<u8>> = vec![vec![0u8; chunk]; k + m];
+    codec.encode(&data, &mut shards[k..]).expect("encode");
+    shards[..k].clone_from_slice(&data);
+    let lost = ShardSet::first(m);
+    let present = ShardSet(ShardSet::first(k + m).0 & !lost.0);
+    let best = fastest(
+        200_000,
+        &mut [
+            &mut || raw(chunk, k, &encode_tables, &mut sources, &mut outputs),
+            &mut || {
+                encoder
+                    .encode(black_box(&data), &mut parity2)
+                    .expect("encode");
+            },
+            &mut || {
+                codec
+                    .reconstruct(black_box(&mut shards), present, lost)
+                    .expect("reconstruct");
+            },
+        ],
+    );
+    println!(
+        "\nper-call time at 4+2 x 64 B: raw encode {} ns, crate encode {} ns, crate reconstruct {} ns",
+        best[0].as_nanos(),
+        best[1].as_nanos(),
+        best[2].as_nanos()
     );
 }
