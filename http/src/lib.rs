@@ -16,7 +16,10 @@
 //!
 //! It does not store anything, choose sites or run tasks: that is `tessera-core`.
 
+pub mod aws_chunked;
+pub mod checksum;
 pub mod codec;
 pub mod error;
+pub mod sigv4;
 
 pub use error::{S3Error, S3ErrorCode};
