@@ -18,3 +18,4 @@ pub mod credentials;
 pub mod metrics;
 pub mod runtime;
 pub mod server;
+pub mod site;
