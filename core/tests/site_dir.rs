@@ -26,7 +26,9 @@ fn dir_site(path: &Path, fsync: FsyncPolicy) -> Result<Site, SiteError> {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 async fn put(site: &Site, key: &str, data: &[u8], piece: usize) -> Result<(), SiteError> {
@@ -55,27 +57,57 @@ fn round_trip_ranges_head_list_delete() {
         let site = dir_site(dir.path(), fsync).expect("open");
         run(async {
             let data = pattern(300_001, 7);
-            put(&site, "ab/cd/shard1", &data, 65_536).await.expect("put");
+            put(&site, "ab/cd/shard1", &data, 65_536)
+                .await
+                .expect("put");
             put(&site, "ab/cd/shard2", b"xyz", 2).await.expect("put");
             put(&site, "ef/shard3", b"", 1).await.expect("empty put");
 
             let (n, buf) = site
-                .get_range("ab/cd/shard1", ByteRange { start: 0, len: 300_001 }, Vec::with_capacity(300_001))
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 0,
+                        len: 300_001,
+                    },
+                    Vec::with_capacity(300_001),
+                )
                 .await;
             assert_eq!(n.expect("get"), 300_001);
             assert_eq!(buf, data);
             let (n, buf) = site
-                .get_range("ab/cd/shard1", ByteRange { start: 1000, len: 10 }, buf)
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 1000,
+                        len: 10,
+                    },
+                    buf,
+                )
                 .await;
             assert_eq!(n.expect("get"), 10);
             assert_eq!(buf, &data[1000..1010]);
             let (n, buf) = site
-                .get_range("ab/cd/shard1", ByteRange { start: 299_990, len: 100 }, buf)
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 299_990,
+                        len: 100,
+                    },
+                    buf,
+                )
                 .await;
             assert_eq!(n.expect("short get"), 11);
             assert_eq!(buf, &data[299_990..]);
             let (n, buf) = site
-                .get_range("ab/cd/shard1", ByteRange { start: 300_001, len: 1 }, buf)
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 300_001,
+                        len: 1,
+                    },
+                    buf,
+                )
                 .await;
             assert!(matches!(n, Err(SiteError::InvalidRange)));
             let (n, _) = site
@@ -97,9 +129,15 @@ fn round_trip_ranges_head_list_delete() {
             assert_eq!(after.entries[0].key, "ef/shard3");
 
             site.delete("ab/cd/shard2").await.expect("delete");
-            site.delete("ab/cd/shard2").await.expect("delete again is fine");
+            site.delete("ab/cd/shard2")
+                .await
+                .expect("delete again is fine");
             let failed = site
-                .delete_many(&["ab/cd/shard1".into(), "ef/shard3".into(), "../escape".into()])
+                .delete_many(&[
+                    "ab/cd/shard1".into(),
+                    "ef/shard3".into(),
+                    "../escape".into(),
+                ])
                 .await
                 .expect("batch");
             assert_eq!(failed.len(), 1);
@@ -124,7 +162,10 @@ fn a_shard_is_invisible_until_finish_and_abort_leaves_nothing() {
         assert!(site.list("", None).await.expect("list").entries.is_empty());
         assert!(matches!(
             writer.finish().await,
-            Err(SiteError::LengthMismatch { expected: 8, actual: 4 })
+            Err(SiteError::LengthMismatch {
+                expected: 8,
+                actual: 4
+            })
         ));
         assert!(matches!(site.head("k/1").await, Err(SiteError::NotFound)));
 
@@ -137,7 +178,11 @@ fn a_shard_is_invisible_until_finish_and_abort_leaves_nothing() {
         put(&site, "k/1", b"first", 5).await.expect("put");
         put(&site, "k/1", b"second!", 5).await.expect("overwrite");
         let (n, buf) = site
-            .get_range("k/1", ByteRange { start: 0, len: 64 }, Vec::with_capacity(64))
+            .get_range(
+                "k/1",
+                ByteRange { start: 0, len: 64 },
+                Vec::with_capacity(64),
+            )
             .await;
         assert_eq!(n.expect("get"), 7);
         assert_eq!(buf, b"second!");
@@ -145,7 +190,10 @@ fn a_shard_is_invisible_until_finish_and_abort_leaves_nothing() {
     let leftovers = std::fs::read_dir(dir.path().join(TMP_DIR_NAME))
         .expect("tmp dir")
         .count();
-    assert_eq!(leftovers, 0, "aborted and failed writers leave no temporaries");
+    assert_eq!(
+        leftovers, 0,
+        "aborted and failed writers leave no temporaries"
+    );
 }
 
 #[test]
@@ -155,8 +203,14 @@ fn keys_that_could_escape_the_root_are_refused() {
     let site = dir_site(dir.path(), FsyncPolicy::Never).expect("open");
     run(async {
         for key in ["../x", "/etc/passwd", ".tmp/x", "a//b", ""] {
-            assert!(matches!(site.put_shard(key, 1).await, Err(SiteError::InvalidKey)), "{key:?}");
-            assert!(matches!(site.head(key).await, Err(SiteError::InvalidKey)), "{key:?}");
+            assert!(
+                matches!(site.put_shard(key, 1).await, Err(SiteError::InvalidKey)),
+                "{key:?}"
+            );
+            assert!(
+                matches!(site.head(key).await, Err(SiteError::InvalidKey)),
+                "{key:?}"
+            );
         }
     });
 }
@@ -168,7 +222,10 @@ fn a_missing_root_is_an_error_and_takes_the_site_down() {
     // fast with Down), and a probe brings it back once the directory is there again.
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("not-mounted");
-    assert!(matches!(dir_site(&missing, FsyncPolicy::Always), Err(SiteError::RootMissing)));
+    assert!(matches!(
+        dir_site(&missing, FsyncPolicy::Always),
+        Err(SiteError::RootMissing)
+    ));
 
     let root = dir.path().join("disk");
     std::fs::create_dir(&root).expect("mkdir");
@@ -198,7 +255,10 @@ impl TinyMount {
             .arg(&dir)
             .status()
             .expect("run mount");
-        assert!(status.success(), "mounting a tmpfs needs root (CAP_SYS_ADMIN)");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN)"
+        );
         TinyMount(dir)
     }
 }
@@ -218,13 +278,17 @@ fn a_full_disk_is_an_error_that_degrades_the_site() {
     let site = dir_site(&mount.0, FsyncPolicy::Always).expect("open");
     run(async {
         let big = pattern(1 << 20, 1);
-        let err = put(&site, "big", &big, 64 * 1024).await.expect_err("disk full");
+        let err = put(&site, "big", &big, 64 * 1024)
+            .await
+            .expect_err("disk full");
         assert!(matches!(err, SiteError::DiskFull), "{err:?}");
         assert_eq!(site.health().state, HealthState::Degraded);
         assert!(matches!(site.head("big").await, Err(SiteError::NotFound)));
         put(&site, "small", b"fits", 4).await.expect("small put");
     });
-    let leftovers = std::fs::read_dir(mount.0.join(TMP_DIR_NAME)).expect("tmp").count();
+    let leftovers = std::fs::read_dir(mount.0.join(TMP_DIR_NAME))
+        .expect("tmp")
+        .count();
     assert_eq!(leftovers, 0);
 }
 
@@ -284,7 +348,11 @@ fn crash_while_writing_leaves_no_visible_shard() {
     let site_dir = top.path().join("site");
     std::fs::create_dir(&site_dir).expect("mkdir");
     let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "crash_while_writing_leaves_no_visible_shard", "--nocapture"])
+        .args([
+            "--exact",
+            "crash_while_writing_leaves_no_visible_shard",
+            "--nocapture",
+        ])
         .env(CRASH_CHILD_ENV, &site_dir)
         .spawn()
         .expect("spawn child");
@@ -303,13 +371,24 @@ fn crash_while_writing_leaves_no_visible_shard() {
         .expect("tmp")
         .map(|e| e.expect("entry").metadata().expect("meta").len())
         .collect();
-    assert_eq!(temporaries.len(), 1, "the half-written shard is a temporary");
+    assert_eq!(
+        temporaries.len(),
+        1,
+        "the half-written shard is a temporary"
+    );
     assert!(temporaries[0] >= 4 << 20 && temporaries[0] < 64 << 20);
     let site = dir_site(&site_dir, FsyncPolicy::Always).expect("reopen");
     run(async {
-        assert!(matches!(site.head("victim/shard").await, Err(SiteError::NotFound)));
+        assert!(matches!(
+            site.head("victim/shard").await,
+            Err(SiteError::NotFound)
+        ));
         let (r, _) = site
-            .get_range("victim/shard", ByteRange { start: 0, len: 1 }, Vec::with_capacity(1))
+            .get_range(
+                "victim/shard",
+                ByteRange { start: 0, len: 1 },
+                Vec::with_capacity(1),
+            )
             .await;
         assert!(matches!(r, Err(SiteError::NotFound)));
         assert!(site.list("", None).await.expect("list").entries.is_empty());
@@ -317,5 +396,8 @@ fn crash_while_writing_leaves_no_visible_shard() {
     let Site::Dir(dir_site) = &site else {
         panic!("dir site");
     };
-    assert_eq!(dir_site.sweep_temporaries(Duration::ZERO).expect("sweep"), 1);
+    assert_eq!(
+        dir_site.sweep_temporaries(Duration::ZERO).expect("sweep"),
+        1
+    );
 }

@@ -71,8 +71,8 @@ impl SiteConfig {
             SiteConfig::Dir(c) => {
                 if !c.path.is_absolute() {
                     return Err(SiteError::Config(format!(
-                        "site {name}: path {:?} must be absolute",
-                        c.path
+                        "site {name}: path {} must be absolute",
+                        c.path.display()
                     )));
                 }
             }
@@ -281,7 +281,10 @@ impl S3SiteConfig {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         if !bucket_ok {
-            return fail(format!("bucket {:?} is not a valid S3 bucket name", self.bucket));
+            return fail(format!(
+                "bucket {:?} is not a valid S3 bucket name",
+                self.bucket
+            ));
         }
         if self.region.is_empty() || self.access_key.is_empty() || self.secret_key.is_empty() {
             return fail("region, access_key and secret_key must not be empty".to_owned());
@@ -305,7 +308,10 @@ impl S3SiteConfig {
             self.backoff_base_ms,
         ];
         if timeouts.contains(&0) || self.backoff_max_ms < self.backoff_base_ms {
-            return fail("timeouts and intervals must be positive, backoff_max_ms ≥ backoff_base_ms".to_owned());
+            return fail(
+                "timeouts and intervals must be positive, backoff_max_ms ≥ backoff_base_ms"
+                    .to_owned(),
+            );
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! `dir` sites: shards as files under a directory on a local disk, written and read with
-//! io_uring through monoio's file API.
+//! `io_uring` through monoio's file API.
 //!
 //! ```text
 //!  put_shard(k, n) ─► ROOT/.tmp/<k with '/'→'+'>.<core tag>.<seq>  (created new, O_EXCL)
@@ -14,7 +14,7 @@
 //! live under `.tmp`, which no key can name (key segments never start with `.`), and are
 //! removed by [`DirSite::sweep_temporaries`].
 //!
-//! Directory listing and the temporary sweep use blocking `std::fs` calls: io_uring has no
+//! Directory listing and the temporary sweep use blocking `std::fs` calls: `io_uring` has no
 //! `getdents`, and both run only in background work (recovery, scrub), never on the data path.
 
 use std::cell::{Cell, RefCell};
@@ -260,6 +260,7 @@ impl DirSite {
     }
 
     /// One page of keys under `prefix` after `continuation`, in byte order.
+    #[allow(clippy::unused_async)] // Same signature as the S3 site's; the walk is blocking std::fs.
     pub async fn list(
         &self,
         prefix: &str,
@@ -414,12 +415,19 @@ impl DirShardWriter {
         let fs = |e: io::Error| SiteError::from_fs(&e);
         let always = self.site.0.fsync == FsyncPolicy::Always;
         // `file` is `Some` until commit or discard, and both consume the writer.
-        let file = self.file.take().ok_or(SiteError::Io(io::ErrorKind::BrokenPipe))?;
+        let file = self
+            .file
+            .take()
+            .ok_or(SiteError::Io(io::ErrorKind::BrokenPipe))?;
         if always {
             file.sync_all().await.map_err(fs)?;
         }
         file.close().await.map_err(fs)?;
-        let parent = self.final_path.parent().unwrap_or(&self.site.0.root).to_path_buf();
+        let parent = self
+            .final_path
+            .parent()
+            .unwrap_or(&self.site.0.root)
+            .to_path_buf();
         let mut created = false;
         if !parent.is_dir() {
             monoio::fs::create_dir_all(&parent).await.map_err(fs)?;
@@ -486,8 +494,13 @@ mod tests {
         for good in ["a", "0f/3a/0f3a9c", "x-1_y.z"] {
             assert!(check_dir_key(good).is_ok(), "{good}");
         }
-        for bad in ["", "/a", "a/", "a//b", "../a", "a/../b", ".tmp/x", "a b", "a\0b"] {
-            assert!(matches!(check_dir_key(bad), Err(SiteError::InvalidKey)), "{bad:?}");
+        for bad in [
+            "", "/a", "a/", "a//b", "../a", "a/../b", ".tmp/x", "a b", "a\0b",
+        ] {
+            assert!(
+                matches!(check_dir_key(bad), Err(SiteError::InvalidKey)),
+                "{bad:?}"
+            );
         }
         assert!(matches!(
             check_dir_key(&"a".repeat(super::super::KEY_BYTES_MAX + 1)),

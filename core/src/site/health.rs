@@ -97,7 +97,10 @@ impl Health {
     /// probed every `probe_interval` (doubling up to `PROBE_INTERVAL_MAX`).
     #[must_use]
     pub fn new(down_after_errors: u32, probe_interval: Duration) -> Health {
-        assert!(down_after_errors > 0, "a site must be allowed at least one fault");
+        assert!(
+            down_after_errors > 0,
+            "a site must be allowed at least one fault"
+        );
         Health {
             snapshot: HealthSnapshot {
                 state: HealthState::Up,

@@ -1,5 +1,5 @@
 //! Sites: where shards live. One interface over two kinds of storage target — a directory on a
-//! local disk (`dir`, io_uring file I/O) and a bucket on an S3 endpoint (`s3`, HTTP/1.1 over
+//! local disk (`dir`, `io_uring` file I/O) and a bucket on an S3 endpoint (`s3`, HTTP/1.1 over
 //! plain TCP or rustls) — with health tracking the engine chooses sites by.
 //!
 //! ```text
@@ -170,7 +170,10 @@ impl fmt::Display for SiteError {
             SiteError::InvalidKey => write!(f, "invalid backend key"),
             SiteError::InvalidRange => write!(f, "invalid range"),
             SiteError::LengthMismatch { expected, actual } => {
-                write!(f, "shard length mismatch: announced {expected}, got {actual}")
+                write!(
+                    f,
+                    "shard length mismatch: announced {expected}, got {actual}"
+                )
             }
             SiteError::Timeout(phase) => write!(f, "timeout ({phase:?})"),
             SiteError::Connect(kind) => write!(f, "connect failed: {kind}"),

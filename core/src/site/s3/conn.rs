@@ -131,9 +131,9 @@ pub fn io_error(err: &io::Error) -> SiteError {
         }
     }
     match err.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
-            SiteError::Closed
-        }
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe => SiteError::Closed,
         io::ErrorKind::InvalidData => SiteError::Tls(err.to_string()),
         kind => SiteError::Io(kind),
     }
@@ -287,11 +287,10 @@ impl Pool {
                 return Ok(addresses.clone());
             }
         }
-        let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(
-            self.dialer.authority.as_str(),
-        )
-        .map_err(|e| SiteError::Connect(e.kind()))?
-        .collect();
+        let addresses: Vec<SocketAddr> =
+            std::net::ToSocketAddrs::to_socket_addrs(self.dialer.authority.as_str())
+                .map_err(|e| SiteError::Connect(e.kind()))?
+                .collect();
         if addresses.is_empty() {
             return Err(SiteError::Connect(io::ErrorKind::NotFound));
         }
@@ -346,7 +345,10 @@ impl Lease {
     pub fn recycle(mut self) {
         if let Some(conn) = self.conn.take() {
             self.slot_held = false;
-            assert!(conn.buffered().is_empty(), "recycling a connection with unread bytes");
+            assert!(
+                conn.buffered().is_empty(),
+                "recycling a connection with unread bytes"
+            );
             self.pool.update(|s| s.recycled += 1);
             self.pool
                 .idle

@@ -37,9 +37,7 @@ use self::conn::{Conn, Dialer, Lease, Pool, PoolStats};
 use self::wire::{ResponseHead, SMALL_BODY_BYTES_MAX};
 use super::config::{Addressing, PayloadSigning, S3SiteConfig};
 use super::health::{Admission, Health, HealthSnapshot};
-use super::{
-    check_key, ByteRange, ListPage, ShardInfo, SiteError, TimeoutPhase, DELETE_BATCH_MAX,
-};
+use super::{check_key, ByteRange, ListPage, ShardInfo, SiteError, TimeoutPhase, DELETE_BATCH_MAX};
 
 /// Payload bytes per aws-chunked chunk when the payload is signed. 64 KiB is what the AWS SDKs
 /// use: each chunk costs one HMAC and ~90 bytes of framing, so this keeps framing under 0.2 %.
@@ -154,7 +152,8 @@ fn status_error(status: u16, code: String) -> SiteError {
         "ExpiredToken",
         "InvalidSignature",
     ];
-    if status == 401 || AUTH_CODES.contains(&code.as_str()) {
+    // A 403 is an auth failure even without a code (HEAD responses carry no body).
+    if status == 401 || status == 403 || AUTH_CODES.contains(&code.as_str()) {
         return SiteError::Auth { code };
     }
     match status {
@@ -191,7 +190,10 @@ impl S3Site {
             .ok_or_else(|| SiteError::Config(format!("bad endpoint {:?}", config.endpoint)))?;
         let (connect_host, path_prefix) = match config.addressing {
             Addressing::Path => (endpoint.host.clone(), format!("/{}", config.bucket)),
-            Addressing::VirtualHost => (format!("{}.{}", config.bucket, endpoint.host), String::new()),
+            Addressing::VirtualHost => (
+                format!("{}.{}", config.bucket, endpoint.host),
+                String::new(),
+            ),
         };
         let host_header = endpoint.authority(&connect_host);
         let tls = if endpoint.tls {
@@ -222,8 +224,7 @@ impl S3Site {
             PayloadSigning::Signed => true,
         };
         let mut seed = [0u8; 8];
-        getrandom::getrandom(&mut seed)
-            .map_err(|_| SiteError::Io(std::io::ErrorKind::Other))?;
+        getrandom::getrandom(&mut seed).map_err(|_| SiteError::Io(std::io::ErrorKind::Other))?;
         Ok(S3Site(Rc::new(Inner {
             config: config.clone(),
             host_header,
@@ -332,12 +333,11 @@ impl S3Site {
         let mut to_sign: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 1);
         to_sign.push(("host", &self.0.host_header));
         for (name, value) in &call.headers {
-            if name.starts_with("x-amz-") || *name == "content-md5" || *name == "content-encoding"
-            {
+            if name.starts_with("x-amz-") || *name == "content-md5" || *name == "content-encoding" {
                 to_sign.push((name, value));
             }
         }
-        let signed = signer.sign_headers(
+        let signature = signer.sign_headers(
             call.method,
             &call.path,
             &call.query,
@@ -345,14 +345,11 @@ impl S3Site {
             payload_hash,
             now_unix_s(),
         );
-        let mut headers: Vec<(&str, &str)> = call
-            .headers
-            .iter()
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
-        headers.push(("x-amz-date", &signed.amz_date));
-        headers.push(("x-amz-content-sha256", &signed.content_sha256));
-        headers.push(("authorization", &signed.authorization));
+        let mut headers: Vec<(&str, &str)> =
+            call.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        headers.push(("x-amz-date", &signature.amz_date));
+        headers.push(("x-amz-content-sha256", &signature.content_sha256));
+        headers.push(("authorization", &signature.authorization));
         let mut target = call.path.clone();
         if !call.query.is_empty() {
             target.push('?');
@@ -369,7 +366,7 @@ impl S3Site {
         );
         out.extend_from_slice(call.body);
         self.write_timed(lease.conn(), out).await.0?;
-        Ok(signed.chain)
+        Ok(signature.chain)
     }
 
     /// Writes `buf` within the idle timeout and gives it back; on a timeout the buffer went
@@ -401,7 +398,11 @@ impl S3Site {
         }
     }
 
-    async fn read_small_body(&self, conn: &mut Conn, framing: Framing) -> Result<Vec<u8>, SiteError> {
+    async fn read_small_body(
+        &self,
+        conn: &mut Conn,
+        framing: Framing,
+    ) -> Result<Vec<u8>, SiteError> {
         let idle = Duration::from_millis(self.0.config.idle_timeout_ms);
         let mut decoder = BodyDecoder::new(framing);
         let mut body = Vec::new();
@@ -421,6 +422,25 @@ impl S3Site {
         Ok(body)
     }
 
+    /// Reads a body that runs until the server closes the connection.
+    async fn read_to_close(&self, conn: &mut Conn) -> Result<Vec<u8>, SiteError> {
+        let idle = Duration::from_millis(self.0.config.idle_timeout_ms);
+        let mut body = Vec::new();
+        loop {
+            body.extend_from_slice(conn.buffered());
+            let n = conn.buffered().len();
+            conn.consume(n);
+            if body.len() > SMALL_BODY_BYTES_MAX {
+                return Err(SiteError::Protocol("response body too large"));
+            }
+            match conn.fill(idle, TimeoutPhase::Idle).await {
+                Ok(()) => {}
+                Err(SiteError::Closed) => return Ok(body),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// Finishes a response whose head is read: buffers its body, recycles the connection when
     /// the exchange ended cleanly, and turns an error status into an error.
     async fn finish_small(
@@ -429,8 +449,16 @@ impl S3Site {
         head: ResponseHead,
         head_only: bool,
     ) -> Result<Small, SiteError> {
-        let framing = if head_only { Framing::None } else { head.framing };
-        let body = self.read_small_body(lease.conn(), framing).await?;
+        let framing = if head_only {
+            Framing::None
+        } else {
+            head.framing
+        };
+        let body = if head.to_close && !head_only {
+            self.read_to_close(lease.conn()).await?
+        } else {
+            self.read_small_body(lease.conn(), framing).await?
+        };
         if !head.close && lease.conn().buffered().is_empty() {
             lease.recycle();
         }
@@ -451,10 +479,20 @@ impl S3Site {
 
     /// One attempt of a small request. The flag says whether the failure happened on a reused
     /// connection before any response byte (a keep-alive the server had closed).
-    async fn attempt(&self, call: &Call<'_>, fresh_only: bool) -> Result<(Small, Duration), (SiteError, bool)> {
-        let mut lease = self.0.pool.lease(fresh_only).await.map_err(|e| (e, false))?;
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        fresh_only: bool,
+    ) -> Result<(Small, Duration), (SiteError, bool)> {
+        let mut lease = self
+            .0
+            .pool
+            .lease(fresh_only)
+            .await
+            .map_err(|e| (e, false))?;
         let reused = lease.reused;
-        let payload_hash = if call.body.is_empty() && call.method != "POST" && call.method != "PUT" {
+        let payload_hash = if call.body.is_empty() && call.method != "POST" && call.method != "PUT"
+        {
             tessera_http::sigv4::EMPTY_SHA256_HEX.to_owned()
         } else {
             hex::encode(sha2::Sha256::digest(call.body))
@@ -464,7 +502,10 @@ impl S3Site {
         } else {
             Some(call.body.len() as u64)
         };
-        if let Err(err) = self.send_head(&mut lease, call, &payload_hash, length).await {
+        if let Err(err) = self
+            .send_head(&mut lease, call, &payload_hash, length)
+            .await
+        {
             return Err((err, reused));
         }
         let sent = Instant::now();
@@ -563,10 +604,17 @@ impl S3Site {
         self.ensure_bucket().await?;
         let signed = self.0.signed_payload;
         let mut headers = vec![("content-type", "application/octet-stream".to_owned())];
-        let (payload_hash, length) = if signed {
+        // An empty body needs no chunk framing: its hash is the known empty-string hash.
+        let signed = signed && total_len > 0;
+        let (payload_hash, length) = if total_len == 0 {
+            (tessera_http::sigv4::EMPTY_SHA256_HEX, 0)
+        } else if signed {
             headers.push(("content-encoding", "aws-chunked".to_owned()));
             headers.push(("x-amz-decoded-content-length", total_len.to_string()));
-            ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", aws_chunked_len(total_len))
+            (
+                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                aws_chunked_len(total_len),
+            )
         } else {
             ("UNSIGNED-PAYLOAD", total_len)
         };
@@ -585,7 +633,12 @@ impl S3Site {
                 self.admit()?;
             }
             let result = async {
-                let mut lease = self.0.pool.lease(fresh_only).await.map_err(|e| (e, false))?;
+                let mut lease = self
+                    .0
+                    .pool
+                    .lease(fresh_only)
+                    .await
+                    .map_err(|e| (e, false))?;
                 let reused = lease.reused;
                 let chain = self
                     .send_head(&mut lease, &call, payload_hash, Some(length))
@@ -602,9 +655,13 @@ impl S3Site {
                         lease: Some(lease),
                         total_len,
                         written: 0,
-                        signed: chain.map(|chain| SignedBody {
-                            chain,
-                            frame: Vec::with_capacity(CHUNK_LINE_BYTES_MAX + SIGNED_CHUNK_BYTES + 2),
+                        signed: chain.map(|chain| {
+                            Box::new(SignedBody {
+                                chain,
+                                frame: Vec::with_capacity(
+                                    CHUNK_LINE_BYTES_MAX + SIGNED_CHUNK_BYTES + 2,
+                                ),
+                            })
                         }),
                     });
                 }
@@ -692,7 +749,12 @@ impl S3Site {
             head_only: false,
         };
         if let Err(err) = self
-            .send_head(&mut lease, &call, tessera_http::sigv4::EMPTY_SHA256_HEX, None)
+            .send_head(
+                &mut lease,
+                &call,
+                tessera_http::sigv4::EMPTY_SHA256_HEX,
+                None,
+            )
             .await
         {
             return (Err((err, reused)), buf);
@@ -708,16 +770,40 @@ impl S3Site {
         let latency = sent.elapsed();
         let Framing::Length(body_len) = head.framing else {
             if (200..300).contains(&head.status) {
-                return (Err((SiteError::Protocol("ranged GET without length"), false)), buf);
+                return (
+                    Err((SiteError::Protocol("ranged GET without length"), false)),
+                    buf,
+                );
             }
             let err = self.finish_small(lease, head, false).await.err();
             let err = err.unwrap_or(SiteError::Protocol("error status without error"));
             return (Err((err, false)), buf);
         };
+        let partial = match (head.status, head.range_first) {
+            // rclone answers 200 but with Content-Range and only the range in the body.
+            (200 | 206, Some(first)) => first == range.start,
+            (206, None) => true,
+            _ => false,
+        };
+        if (200..300).contains(&head.status) && head.range_first.is_some() && !partial {
+            return (
+                Err((
+                    SiteError::Protocol("Content-Range does not match the request"),
+                    false,
+                )),
+                buf,
+            );
+        }
         match head.status {
-            206 => {
+            _ if partial => {
                 if body_len > range.len {
-                    return (Err((SiteError::Protocol("206 longer than the range"), false)), buf);
+                    return (
+                        Err((
+                            SiteError::Protocol("partial body longer than the range"),
+                            false,
+                        )),
+                        buf,
+                    );
                 }
                 let (result, buf) = self.read_into(lease.conn(), buf, body_len as usize).await;
                 if let Err(err) = result {
@@ -855,7 +941,8 @@ impl S3Site {
             return Ok(failed);
         }
         let body = wire::delete_objects_body(&batch);
-        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
+        let md5 =
+            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
         let call = Call {
             method: "POST",
             path: self.bucket_path(),
@@ -896,7 +983,11 @@ impl S3Site {
             wire::encode_into(&mut query, token.as_bytes(), false);
             query.push('&');
         }
-        let _ = write!(query, "encoding-type=url&list-type=2&max-keys={}", super::LIST_PAGE_MAX);
+        let _ = write!(
+            query,
+            "encoding-type=url&list-type=2&max-keys={}",
+            super::LIST_PAGE_MAX
+        );
         if !prefix.is_empty() {
             query.push_str("&prefix=");
             wire::encode_into(&mut query, prefix.as_bytes(), false);
@@ -955,7 +1046,9 @@ pub struct S3ShardWriter {
     lease: Option<Lease>,
     total_len: u64,
     written: u64,
-    signed: Option<SignedBody>,
+    /// Boxed: the HMAC state and frame are only needed when the payload is signed, and keep
+    /// `ShardWriter` small otherwise.
+    signed: Option<Box<SignedBody>>,
 }
 
 impl S3ShardWriter {
@@ -1023,9 +1116,12 @@ impl S3ShardWriter {
             signed.frame.resize(CHUNK_LINE_BYTES_MAX, 0);
         }
         let payload_len = signed.frame.len() - CHUNK_LINE_BYTES_MAX;
-        let signature = signed.chain.sign_chunk(&signed.frame[CHUNK_LINE_BYTES_MAX..]);
-        let line = format!("{payload_len:x};chunk-signature={signature}\r\n");
+        // `sign_chunk` returns the whole `{len:x};chunk-signature={sig}\r\n` line.
+        let line = signed
+            .chain
+            .sign_chunk(&signed.frame[CHUNK_LINE_BYTES_MAX..]);
         assert!(line.len() <= CHUNK_LINE_BYTES_MAX);
+        assert!(line.starts_with(&format!("{payload_len:x};")));
         let begin = CHUNK_LINE_BYTES_MAX - line.len();
         signed.frame[begin..CHUNK_LINE_BYTES_MAX].copy_from_slice(line.as_bytes());
         signed.frame.extend_from_slice(b"\r\n");
@@ -1034,7 +1130,8 @@ impl S3ShardWriter {
         let site = self.site.clone();
         let conn = self.conn()?;
         let idle = Duration::from_millis(site.0.config.idle_timeout_ms);
-        let written = monoio::time::timeout(idle, conn.stream.write_all(frame.slice(begin..end))).await;
+        let written =
+            monoio::time::timeout(idle, conn.stream.write_all(frame.slice(begin..end))).await;
         let Ok((result, slice)) = written else {
             return Err(SiteError::Timeout(TimeoutPhase::Idle));
         };

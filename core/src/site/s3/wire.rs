@@ -32,6 +32,19 @@ pub struct ResponseHead {
     pub framing: Framing,
     /// The server will close the connection after this response.
     pub close: bool,
+    /// Neither Content-Length nor chunked: the body runs until the server closes (RFC 9112
+    /// §6.3). `framing` is then `None` and `close` is true.
+    pub to_close: bool,
+    /// `Content-Range: bytes first-last/total`: the first byte of the body in the object.
+    pub range_first: Option<u64>,
+}
+
+/// The first byte of `bytes first-last/total`, if the value has that form.
+fn content_range_first(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let spec = text.strip_prefix("bytes ")?;
+    let (first, _) = spec.split_once('-')?;
+    first.trim().parse().ok()
 }
 
 /// Parses a response head from the start of `input`; `Ok(None)` when more bytes are needed.
@@ -52,6 +65,7 @@ pub fn parse_response_head(input: &[u8]) -> Result<Option<ResponseHead>, SiteErr
     let mut close = response.version == Some(0);
     let mut length = None;
     let mut chunked = false;
+    let mut range_first = None;
     for header in response.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(header.value)
@@ -69,6 +83,8 @@ pub fn parse_response_head(input: &[u8]) -> Result<Option<ResponseHead>, SiteErr
                 .value
                 .split(|&b| b == b',')
                 .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if header.name.eq_ignore_ascii_case("content-range") {
+            range_first = content_range_first(header.value);
         } else if header.name.eq_ignore_ascii_case("connection") {
             let value = header.value.trim_ascii();
             if value.eq_ignore_ascii_case(b"close") {
@@ -78,22 +94,27 @@ pub fn parse_response_head(input: &[u8]) -> Result<Option<ResponseHead>, SiteErr
             }
         }
     }
+    let mut to_close = false;
     let framing = if chunked {
         Framing::Chunked
     } else if let Some(length) = length {
         Framing::Length(length)
-    } else if status == 204 || status == 304 || (100..200).contains(&status) {
-        Framing::None
     } else {
-        // Neither length nor chunked: the body runs to the end of the connection. S3 servers
-        // do not do this; refuse rather than guess.
-        return Err(SiteError::Protocol("response without Content-Length"));
+        // No framing: 204/304/1xx have no body; anything else runs to the end of the
+        // connection, which therefore cannot be reused.
+        if !(status == 204 || status == 304 || (100..200).contains(&status)) {
+            to_close = true;
+            close = true;
+        }
+        Framing::None
     };
     Ok(Some(ResponseHead {
         status,
         head_len,
         framing,
         close,
+        to_close,
+        range_first,
     }))
 }
 
@@ -117,9 +138,11 @@ pub fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
     }
 }
 
-/// Decodes `%XX` escapes; a bad escape stays literal.
+/// Decodes `%XX` escapes (and `+` as a space when `plus_as_space`: S3's `encoding-type=url`
+/// listings use form encoding, as botocore's `unquote_plus` expects); a bad escape stays
+/// literal.
 #[must_use]
-pub fn percent_decode(text: &str) -> Vec<u8> {
+pub fn percent_decode(text: &str, plus_as_space: bool) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -132,7 +155,11 @@ pub fn percent_decode(text: &str) -> Vec<u8> {
                 continue;
             }
         }
-        out.push(bytes[i]);
+        out.push(if plus_as_space && bytes[i] == b'+' {
+            b' '
+        } else {
+            bytes[i]
+        });
         i += 1;
     }
     out
@@ -234,9 +261,9 @@ pub fn xml_escape_into(out: &mut String, text: &str) {
 /// Whether `key` can travel in an XML 1.0 document (no control characters but tab, CR, LF).
 #[must_use]
 pub fn xml_safe(key: &str) -> bool {
-    !key
-        .chars()
-        .any(|c| (c < ' ' && !matches!(c, '\t' | '\r' | '\n')) || c == '\u{fffe}' || c == '\u{ffff}')
+    !key.chars().any(|c| {
+        (c < ' ' && !matches!(c, '\t' | '\r' | '\n')) || c == '\u{fffe}' || c == '\u{ffff}'
+    })
 }
 
 /// The S3 error code of an error body (`<Code>…</Code>`), or empty.
@@ -258,7 +285,7 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, SiteError> {
     let decode = |raw: &str| -> Result<String, SiteError> {
         let unescaped = xml_unescape(raw);
         if url_encoded {
-            String::from_utf8(percent_decode(&unescaped))
+            String::from_utf8(percent_decode(&unescaped, true))
                 .map_err(|_| SiteError::Protocol("listed key not UTF-8"))
         } else {
             Ok(unescaped)
@@ -267,7 +294,8 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, SiteError> {
     let mut entries = Vec::new();
     let mut at = 0;
     while let Some((contents, next)) = element(text, "Contents", at) {
-        let (key, _) = element(contents, "Key", 0).ok_or(SiteError::Protocol("entry without Key"))?;
+        let (key, _) =
+            element(contents, "Key", 0).ok_or(SiteError::Protocol("entry without Key"))?;
         let (size, _) =
             element(contents, "Size", 0).ok_or(SiteError::Protocol("entry without Size"))?;
         let len = size
@@ -333,24 +361,35 @@ mod tests {
     fn response_heads_parse_in_pieces_and_frame_bodies() {
         // A head split at every byte parses only when complete; length, chunked and
         // connection-close are read; a head without framing is refused.
-        let head = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\nhello";
+        let head = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 7-11/20\r\n\r\nhello";
         for cut in 0..head.len() - 5 {
-            assert!(parse_response_head(&head[..cut]).expect("partial is fine").is_none());
+            assert!(parse_response_head(&head[..cut])
+                .expect("partial is fine")
+                .is_none());
         }
         let parsed = parse_response_head(head).expect("valid").expect("complete");
         assert_eq!(parsed.status, 206);
         assert_eq!(parsed.head_len, head.len() - 5);
         assert_eq!(parsed.framing, Framing::Length(5));
+        assert_eq!(parsed.range_first, Some(7));
         assert!(!parsed.close);
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-        let parsed = parse_response_head(chunked).expect("valid").expect("complete");
+        let parsed = parse_response_head(chunked)
+            .expect("valid")
+            .expect("complete");
         assert_eq!(parsed.framing, Framing::Chunked);
         assert!(parsed.close);
         let unframed = b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n";
-        assert!(matches!(
-            parse_response_head(unframed),
-            Err(SiteError::Protocol(_))
-        ));
+        let parsed = parse_response_head(unframed)
+            .expect("valid")
+            .expect("complete");
+        assert!(parsed.to_close && parsed.close);
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let parsed = parse_response_head(no_content)
+            .expect("valid")
+            .expect("complete");
+        assert!(!parsed.to_close && !parsed.close);
+        assert_eq!(parsed.framing, Framing::None);
         assert!(matches!(
             parse_response_head(b"NOT HTTP\r\n\r\n"),
             Err(SiteError::Protocol(_))
@@ -364,7 +403,9 @@ mod tests {
         let mut out = String::new();
         encode_into(&mut out, key.as_bytes(), true);
         assert_eq!(out, "a%20b/%2B%25%3D~%01%C3%A9/%26%3F%23");
-        assert_eq!(percent_decode(&out), key.as_bytes());
+        assert_eq!(percent_decode(&out, true), key.as_bytes());
+        assert_eq!(percent_decode("a+b%2B", true), b"a b+");
+        assert_eq!(percent_decode("a+b", false), b"a+b");
         let mut query = String::new();
         encode_into(&mut query, b"a/b", false);
         assert_eq!(query, "a%2Fb");
@@ -374,7 +415,14 @@ mod tests {
     fn request_head_layout() {
         // Method, target, Host first, the given headers, Content-Length, blank line.
         let mut out = Vec::new();
-        write_request_head(&mut out, "PUT", "/b/k", "h:1", &[("x-amz-date", "d")], Some(7));
+        write_request_head(
+            &mut out,
+            "PUT",
+            "/b/k",
+            "h:1",
+            &[("x-amz-date", "d")],
+            Some(7),
+        );
         assert_eq!(
             out,
             b"PUT /b/k HTTP/1.1\r\nHost: h:1\r\nx-amz-date: d\r\nContent-Length: 7\r\n\r\n"
@@ -386,7 +434,7 @@ mod tests {
         // A url-encoded listing decodes keys (including XML entities and %XX); a truncated one
         // carries its token; delete errors come back as (key, code).
         let body = br#"<?xml version="1.0"?><ListBucketResult><EncodingType>url</EncodingType>
-            <Contents><Key>a%20%26b</Key><Size>12</Size></Contents>
+            <Contents><Key>a+%26b</Key><Size>12</Size></Contents>
             <Contents><Key>c&amp;%2B</Key><Size>0</Size></Contents>
             <IsTruncated>true</IsTruncated><NextContinuationToken>t&amp;1</NextContinuationToken>
             </ListBucketResult>"#;
