@@ -20,3 +20,4 @@ pub mod mesh;
 pub mod metrics;
 pub mod runtime;
 pub mod server;
+pub mod site;

@@ -1,0 +1,403 @@
+//! `dir` sites on real directories: round trips, crash visibility (a real `kill -9` of a
+//! process in the middle of a write), and disk faults on tiny tmpfs mounts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tessera_core::site::config::{DirSiteConfig, FsyncPolicy};
+use tessera_core::site::dir::TMP_DIR_NAME;
+use tessera_core::site::{ByteRange, HealthState, Site, SiteConfig, SiteError};
+
+fn run<F: std::future::Future>(future: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn dir_site(path: &Path, fsync: FsyncPolicy) -> Result<Site, SiteError> {
+    Site::open(&SiteConfig::Dir(DirSiteConfig {
+        name: "disk".into(),
+        path: path.to_path_buf(),
+        fsync,
+    }))
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn put(site: &Site, key: &str, data: &[u8], piece: usize) -> Result<(), SiteError> {
+    let mut writer = site.put_shard(key, data.len() as u64).await?;
+    let mut buf = Vec::with_capacity(piece);
+    for chunk in data.chunks(piece) {
+        buf.clear();
+        buf.extend_from_slice(chunk);
+        let (result, back) = writer.write(buf).await;
+        buf = back;
+        if let Err(err) = result {
+            writer.abort().await;
+            return Err(err);
+        }
+    }
+    writer.finish().await
+}
+
+#[test]
+fn round_trip_ranges_head_list_delete() {
+    // A shard written in pieces reads back whole and in ranges (including a range running
+    // past the end, which comes back short); head, list (with prefix and paging state),
+    // delete and delete_many behave, and deletes are idempotent.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for fsync in [FsyncPolicy::Always, FsyncPolicy::Never] {
+        let site = dir_site(dir.path(), fsync).expect("open");
+        run(async {
+            let data = pattern(300_001, 7);
+            put(&site, "ab/cd/shard1", &data, 65_536)
+                .await
+                .expect("put");
+            put(&site, "ab/cd/shard2", b"xyz", 2).await.expect("put");
+            put(&site, "ef/shard3", b"", 1).await.expect("empty put");
+
+            let (n, buf) = site
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 0,
+                        len: 300_001,
+                    },
+                    Vec::with_capacity(300_001),
+                )
+                .await;
+            assert_eq!(n.expect("get"), 300_001);
+            assert_eq!(buf, data);
+            let (n, buf) = site
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 1000,
+                        len: 10,
+                    },
+                    buf,
+                )
+                .await;
+            assert_eq!(n.expect("get"), 10);
+            assert_eq!(buf, &data[1000..1010]);
+            let (n, buf) = site
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 299_990,
+                        len: 100,
+                    },
+                    buf,
+                )
+                .await;
+            assert_eq!(n.expect("short get"), 11);
+            assert_eq!(buf, &data[299_990..]);
+            let (n, buf) = site
+                .get_range(
+                    "ab/cd/shard1",
+                    ByteRange {
+                        start: 300_001,
+                        len: 1,
+                    },
+                    buf,
+                )
+                .await;
+            assert!(matches!(n, Err(SiteError::InvalidRange)));
+            let (n, _) = site
+                .get_range("ab/cd/missing", ByteRange { start: 0, len: 1 }, buf)
+                .await;
+            assert!(matches!(n, Err(SiteError::NotFound)));
+
+            assert_eq!(site.head("ab/cd/shard2").await.expect("head").len, 3);
+            assert_eq!(site.head("ef/shard3").await.expect("head").len, 0);
+            assert!(matches!(site.head("nope").await, Err(SiteError::NotFound)));
+
+            let page = site.list("ab/", None).await.expect("list");
+            let keys: Vec<&str> = page.entries.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(keys, ["ab/cd/shard1", "ab/cd/shard2"]);
+            assert_eq!(page.entries[0].len, 300_001);
+            assert!(page.continuation.is_none());
+            let after = site.list("", Some("ab/cd/shard2")).await.expect("list");
+            assert_eq!(after.entries.len(), 1);
+            assert_eq!(after.entries[0].key, "ef/shard3");
+
+            site.delete("ab/cd/shard2").await.expect("delete");
+            site.delete("ab/cd/shard2")
+                .await
+                .expect("delete again is fine");
+            let failed = site
+                .delete_many(&[
+                    "ab/cd/shard1".into(),
+                    "ef/shard3".into(),
+                    "../escape".into(),
+                ])
+                .await
+                .expect("batch");
+            assert_eq!(failed.len(), 1);
+            assert!(matches!(failed[0].1, SiteError::InvalidKey));
+            assert!(site.list("", None).await.expect("list").entries.is_empty());
+            assert_eq!(site.health().state, HealthState::Up);
+        });
+    }
+}
+
+#[test]
+fn a_shard_is_invisible_until_finish_and_abort_leaves_nothing() {
+    // While a writer is open the key does not exist; a wrong length fails finish and leaves
+    // nothing; abort leaves nothing; overwriting replaces the shard atomically.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = dir_site(dir.path(), FsyncPolicy::Always).expect("open");
+    run(async {
+        let mut writer = site.put_shard("k/1", 8).await.expect("put");
+        let (r, _) = writer.write(b"half".to_vec()).await;
+        r.expect("write");
+        assert!(matches!(site.head("k/1").await, Err(SiteError::NotFound)));
+        assert!(site.list("", None).await.expect("list").entries.is_empty());
+        assert!(matches!(
+            writer.finish().await,
+            Err(SiteError::LengthMismatch {
+                expected: 8,
+                actual: 4
+            })
+        ));
+        assert!(matches!(site.head("k/1").await, Err(SiteError::NotFound)));
+
+        let mut writer = site.put_shard("k/1", 3).await.expect("put");
+        let (r, _) = writer.write(b"toolong".to_vec()).await;
+        assert!(matches!(r, Err(SiteError::LengthMismatch { .. })));
+        writer.abort().await;
+        assert!(matches!(site.head("k/1").await, Err(SiteError::NotFound)));
+
+        put(&site, "k/1", b"first", 5).await.expect("put");
+        put(&site, "k/1", b"second!", 5).await.expect("overwrite");
+        let (n, buf) = site
+            .get_range(
+                "k/1",
+                ByteRange { start: 0, len: 64 },
+                Vec::with_capacity(64),
+            )
+            .await;
+        assert_eq!(n.expect("get"), 7);
+        assert_eq!(buf, b"second!");
+    });
+    let leftovers = std::fs::read_dir(dir.path().join(TMP_DIR_NAME))
+        .expect("tmp dir")
+        .count();
+    assert_eq!(
+        leftovers, 0,
+        "aborted and failed writers leave no temporaries"
+    );
+}
+
+#[test]
+fn keys_that_could_escape_the_root_are_refused() {
+    // `..`, absolute paths and names under `.tmp` never reach the file system.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = dir_site(dir.path(), FsyncPolicy::Never).expect("open");
+    run(async {
+        for key in ["../x", "/etc/passwd", ".tmp/x", "a//b", ""] {
+            assert!(
+                matches!(site.put_shard(key, 1).await, Err(SiteError::InvalidKey)),
+                "{key:?}"
+            );
+            assert!(
+                matches!(site.head(key).await, Err(SiteError::InvalidKey)),
+                "{key:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_missing_root_is_an_error_and_takes_the_site_down() {
+    // Opening a missing directory fails with RootMissing; removing the directory under a
+    // running site turns requests into RootMissing, marks the site down (then requests fail
+    // fast with Down), and a probe brings it back once the directory is there again.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("not-mounted");
+    assert!(matches!(
+        dir_site(&missing, FsyncPolicy::Always),
+        Err(SiteError::RootMissing)
+    ));
+
+    let root = dir.path().join("disk");
+    std::fs::create_dir(&root).expect("mkdir");
+    let site = dir_site(&root, FsyncPolicy::Always).expect("open");
+    run(async {
+        put(&site, "a", b"1", 1).await.expect("put");
+        std::fs::remove_dir_all(&root).expect("rm");
+        assert!(matches!(site.head("a").await, Err(SiteError::RootMissing)));
+        assert_eq!(site.health().state, HealthState::Down);
+        assert!(matches!(site.head("a").await, Err(SiteError::Down)));
+        assert!(matches!(site.probe().await, Err(SiteError::RootMissing)));
+        std::fs::create_dir_all(root.join(TMP_DIR_NAME)).expect("remount");
+        site.probe().await.expect("probe");
+        assert_eq!(site.health().state, HealthState::Degraded);
+        put(&site, "a", b"2", 1).await.expect("put after recovery");
+    });
+}
+
+/// A tmpfs mounted for one test and unmounted when dropped.
+struct TinyMount(PathBuf);
+
+impl TinyMount {
+    fn new(options: &str) -> TinyMount {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN)"
+        );
+        TinyMount(dir)
+    }
+}
+
+impl Drop for TinyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error_that_degrades_the_site() {
+    // On a 256 KiB tmpfs, a 1 MiB shard fails with DiskFull (no panic), leaves no visible
+    // shard and no temporary, and the site is degraded; smaller shards still fit afterwards.
+    let mount = TinyMount::new("size=256k");
+    let site = dir_site(&mount.0, FsyncPolicy::Always).expect("open");
+    run(async {
+        let big = pattern(1 << 20, 1);
+        let err = put(&site, "big", &big, 64 * 1024)
+            .await
+            .expect_err("disk full");
+        assert!(matches!(err, SiteError::DiskFull), "{err:?}");
+        assert_eq!(site.health().state, HealthState::Degraded);
+        assert!(matches!(site.head("big").await, Err(SiteError::NotFound)));
+        put(&site, "small", b"fits", 4).await.expect("small put");
+    });
+    let leftovers = std::fs::read_dir(mount.0.join(TMP_DIR_NAME))
+        .expect("tmp")
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn a_read_only_disk_is_permission_denied_and_takes_the_site_down() {
+    // Root may write anywhere, so the read-only case uses a tmpfs remounted read-only: writes
+    // fail with PermissionDenied and the site goes down; reads of existing shards still work
+    // through a fresh site instance.
+    let mount = TinyMount::new("size=1m");
+    let site = dir_site(&mount.0, FsyncPolicy::Always).expect("open");
+    run(async { put(&site, "old", b"kept", 4).await.expect("put") });
+    let status = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&mount.0)
+        .status()
+        .expect("remount");
+    assert!(status.success());
+    run(async {
+        let err = put(&site, "new", b"x", 1).await.expect_err("read-only");
+        assert!(matches!(err, SiteError::PermissionDenied), "{err:?}");
+        assert_eq!(site.health().state, HealthState::Down);
+    });
+    let fresh = dir_site(&mount.0, FsyncPolicy::Always).expect("open read-only");
+    run(async {
+        assert_eq!(fresh.head("old").await.expect("head").len, 4);
+    });
+}
+
+const CRASH_CHILD_ENV: &str = "TESSERA_SITE_CRASH_CHILD_DIR";
+
+#[test]
+fn crash_while_writing_leaves_no_visible_shard() {
+    // Runs itself as a child process that writes a large shard slowly, kills it with SIGKILL
+    // in the middle of the write, and checks that the key is absent (head, get, list) while a
+    // partial temporary exists, and that the sweep removes it.
+    if let Ok(dir) = std::env::var(CRASH_CHILD_ENV) {
+        // Child: write forever-ish, telling the parent when the shard is half-written.
+        let site = dir_site(Path::new(&dir), FsyncPolicy::Always).expect("open");
+        run(async {
+            let mut writer = site.put_shard("victim/shard", 64 << 20).await.expect("put");
+            let mut buf = vec![0xA5u8; 1 << 20];
+            for i in 0..64 {
+                let (r, back) = writer.write(buf).await;
+                r.expect("write");
+                buf = back;
+                if i == 3 {
+                    let marker = Path::new(&dir).with_extension("ready");
+                    std::fs::write(marker, b"").expect("marker");
+                }
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+            writer.finish().await.expect("finish");
+        });
+        return;
+    }
+    let top = tempfile::tempdir().expect("tempdir");
+    let site_dir = top.path().join("site");
+    std::fs::create_dir(&site_dir).expect("mkdir");
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--exact",
+            "crash_while_writing_leaves_no_visible_shard",
+            "--nocapture",
+        ])
+        .env(CRASH_CHILD_ENV, &site_dir)
+        .spawn()
+        .expect("spawn child");
+    let ready = site_dir.with_extension("ready");
+    let mut waited = 0;
+    while !ready.exists() {
+        assert!(waited < 600, "child never got half-way");
+        std::thread::sleep(Duration::from_millis(50));
+        waited += 1;
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "the child was killed, not finished");
+
+    let temporaries: Vec<_> = std::fs::read_dir(site_dir.join(TMP_DIR_NAME))
+        .expect("tmp")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .collect();
+    assert_eq!(
+        temporaries.len(),
+        1,
+        "the half-written shard is a temporary"
+    );
+    assert!(temporaries[0] >= 4 << 20 && temporaries[0] < 64 << 20);
+    let site = dir_site(&site_dir, FsyncPolicy::Always).expect("reopen");
+    run(async {
+        assert!(matches!(
+            site.head("victim/shard").await,
+            Err(SiteError::NotFound)
+        ));
+        let (r, _) = site
+            .get_range(
+                "victim/shard",
+                ByteRange { start: 0, len: 1 },
+                Vec::with_capacity(1),
+            )
+            .await;
+        assert!(matches!(r, Err(SiteError::NotFound)));
+        assert!(site.list("", None).await.expect("list").entries.is_empty());
+    });
+    let Site::Dir(dir_site) = &site else {
+        panic!("dir site");
+    };
+    assert_eq!(
+        dir_site.sweep_temporaries(Duration::ZERO).expect("sweep"),
+        1
+    );
+}
