@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use tessera_http::sigv4::{verify, AuthInput};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let mut fields = text.split('\n');
     let method = fields.next().unwrap_or("GET");
     let path = fields.next().unwrap_or("/");
