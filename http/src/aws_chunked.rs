@@ -422,9 +422,8 @@ impl ChunkedDecoder {
             self.trailer_signature = Some(signature);
             return Ok(());
         }
-        let mut canonical = Vec::with_capacity(len + 1);
-        canonical_trailer_line(&mut canonical, name, value);
-        self.canonical_trailers.update(&canonical);
+        let hasher = &mut self.canonical_trailers;
+        canonical_trailer_line(&mut |bytes| hasher.update(bytes), name, value);
         if let Some(algorithm) = ChecksumAlgorithm::from_header_name(name) {
             if self.expected_trailer != Some(algorithm) {
                 return Err(AuthError::InvalidChecksum(

@@ -489,3 +489,23 @@ fn signing_key_cache() {
     cache.clear();
     verify(&input, NOW, &cache).unwrap();
 }
+
+proptest! {
+    /// Arbitrary Authorization values, queries, paths and clocks never make the verifier panic;
+    /// they are refused (no credentials match them).
+    #[test]
+    fn verifier_never_panics(
+        auth in "(AWS4-HMAC-SHA256 |AWS )?[ -~]{0,200}",
+        query in "([A-Za-z-]{1,20}(=[ -~&&[^&]]{0,40})?&?){0,6}",
+        path in "/[ -~]{0,60}",
+        date in "[0-9TZ]{0,20}",
+        now in any::<i64>(),
+    ) {
+        let headers = [("Host", HOST), ("x-amz-date", date.as_str()), ("Authorization", auth.as_str()), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")];
+        let input = AuthInput { method: "GET", raw_path: &path, raw_query: &query, headers: &headers, virtual_host_bucket: Some("b") };
+        prop_assert!(verify(&input, now, CREDS).is_err());
+        let no_auth = [("Host", HOST)];
+        let input = AuthInput { method: "GET", raw_path: &path, raw_query: &query, headers: &no_auth, virtual_host_bucket: None };
+        let _ = verify(&input, now, CREDS);
+    }
+}

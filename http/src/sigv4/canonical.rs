@@ -121,8 +121,25 @@ pub fn uri_encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
     }
 }
 
-/// Decodes `%XX` escapes (and `+` as a space when `plus_as_space`) of a wire string, then
-/// appends the result `SigV4`-encoded. A `%` not followed by two hex digits stands for itself.
+/// The byte that starts at `bytes[i]` once decoded, and how many wire bytes it used: `%XX`
+/// is one escaped byte, `+` a space when `plus_as_space`, and a `%` not followed by two hex
+/// digits stands for itself.
+fn decode_at(bytes: &[u8], i: usize, plus_as_space: bool) -> (u8, usize) {
+    let b = bytes[i];
+    if b == b'%' && i + 2 < bytes.len() {
+        if let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+            return ((h << 4) | l, 3);
+        }
+    }
+    if b == b'+' && plus_as_space {
+        (b' ', 1)
+    } else {
+        (b, 1)
+    }
+}
+
+/// Decodes the escapes of a wire string (see `decode_at`), then appends the result
+/// `SigV4`-encoded.
 ///
 /// This is how S3 canonicalises: whatever escaping the client chose on the wire (`$` raw or
 /// `%24`, `~` raw or `%7E`), the canonical form is the single `SigV4` encoding of the decoded
@@ -131,42 +148,40 @@ pub fn recode_into(out: &mut String, raw: &str, keep_slash: bool, plus_as_space:
     let bytes = raw.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
-                push_encoded(out, (h << 4) | l, keep_slash);
-                i += 3;
-                continue;
-            }
-        }
-        if b == b'+' && plus_as_space {
-            push_encoded(out, b' ', keep_slash);
-        } else {
-            push_encoded(out, b, keep_slash);
-        }
-        i += 1;
+        let (b, used) = decode_at(bytes, i, plus_as_space);
+        push_encoded(out, b, keep_slash);
+        i += used;
     }
 }
 
-/// Decodes `%XX` escapes (and `+` as a space when `plus_as_space`); bad escapes stay literal.
+/// Decodes the escapes of a wire string (see `decode_at`).
 #[must_use]
 pub fn percent_decode(raw: &str, plus_as_space: bool) -> Vec<u8> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
-                out.push((h << 4) | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b == b'+' && plus_as_space { b' ' } else { b });
-        i += 1;
+        let (b, used) = decode_at(bytes, i, plus_as_space);
+        out.push(b);
+        i += used;
     }
     out
+}
+
+/// Whether the wire string `raw` decodes (query rules) to exactly `expected`, without
+/// allocating.
+fn decodes_to(raw: &str, expected: &str) -> bool {
+    let (bytes, expected) = (raw.as_bytes(), expected.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < bytes.len() {
+        let (b, used) = decode_at(bytes, i, true);
+        if expected.get(j) != Some(&b) {
+            return false;
+        }
+        i += used;
+        j += 1;
+    }
+    j == expected.len()
 }
 
 /// The canonical URI of a wire path: decoded once and `SigV4`-encoded with `/` kept.
@@ -196,9 +211,7 @@ pub fn query_pairs(raw_query: &str) -> impl Iterator<Item = (&str, &str)> {
 #[must_use]
 pub fn query_param(raw_query: &str, name: &str) -> Option<String> {
     query_pairs(raw_query).find_map(|(n, v)| {
-        let n_decoded = percent_decode(n, true);
-        (n_decoded == name.as_bytes())
-            .then(|| String::from_utf8_lossy(&percent_decode(v, true)).into_owned())
+        decodes_to(n, name).then(|| String::from_utf8_lossy(&percent_decode(v, true)).into_owned())
     })
 }
 

@@ -48,19 +48,19 @@ use canonical::{header, query_pairs};
 
 /// The value of one hex digit (either case).
 #[must_use]
-pub fn hex_digit(digit: u8) -> Option<u8> {
+pub(crate) fn hex_digit(digit: u8) -> Option<u8> {
     canonical::hex_value(digit)
 }
 
 /// Parses a signature written as exactly 64 hex digits.
 #[must_use]
-pub fn parse_signature_hex(text: &[u8]) -> Option<[u8; 32]> {
+pub(crate) fn parse_signature_hex(text: &[u8]) -> Option<[u8; 32]> {
     canonical::parse_hex32(text)
 }
 
 /// Compares two signatures in constant time.
 #[must_use]
-pub fn signatures_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(crate) fn signatures_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     canonical::constant_time_eq(a, b)
 }
 

@@ -81,11 +81,11 @@ pub(super) fn verify<C: Credentials + ?Sized>(
             credential.service,
         )
         .ok_or(AuthError::InvalidAccessKeyId)?;
-    if request_unix_s - now_unix_s > REQUEST_SKEW_MAX_S {
+    if request_unix_s.saturating_sub(now_unix_s) > REQUEST_SKEW_MAX_S {
         // Signed in the future beyond the allowed clock skew: not valid yet.
         return Err(AuthError::RequestTimeTooSkewed);
     }
-    if now_unix_s > request_unix_s + i64::from(expires_s) {
+    if now_unix_s > request_unix_s.saturating_add(i64::from(expires_s)) {
         return Err(AuthError::Expired);
     }
     // A presigned URL signs no body unless the signer put a hash in the query.

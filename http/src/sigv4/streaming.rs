@@ -46,13 +46,19 @@ impl std::fmt::Debug for SignatureChain {
     }
 }
 
-/// Appends one canonical trailer line (`name:value\n`, name lower-cased, value trimmed) to the
-/// bytes whose SHA-256 the trailer signature covers.
-pub fn canonical_trailer_line(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend(name.trim().bytes().map(|b| b.to_ascii_lowercase()));
-    out.push(b':');
-    out.extend_from_slice(value.trim().as_bytes());
-    out.push(b'\n');
+/// Feeds one canonical trailer line (`name:value\n`, name lower-cased, value trimmed) to
+/// `sink`, which hashes the bytes the trailer signature covers. Allocates nothing.
+pub fn canonical_trailer_line(sink: &mut dyn FnMut(&[u8]), name: &str, value: &str) {
+    for piece in name.trim().as_bytes().chunks(64) {
+        let mut lower = [0u8; 64];
+        let lower = &mut lower[..piece.len()];
+        lower.copy_from_slice(piece);
+        lower.make_ascii_lowercase();
+        sink(lower);
+    }
+    sink(b":");
+    sink(value.trim().as_bytes());
+    sink(b"\n");
 }
 
 impl SignatureChain {
@@ -135,16 +141,16 @@ impl SignatureChain {
     /// `x-amz-trailer-signature:{sig}\r\n\r\n`.
     #[must_use]
     pub fn sign_trailers(&self, trailers: &[(&str, &str)]) -> String {
-        let mut canonical = Vec::new();
+        let mut canonical = Sha256::new();
         let mut block = String::new();
         for (name, value) in trailers {
-            canonical_trailer_line(&mut canonical, name, value);
+            canonical_trailer_line(&mut |bytes| canonical.update(bytes), name, value);
             block.push_str(name);
             block.push(':');
             block.push_str(value);
             block.push_str("\r\n");
         }
-        let hash: [u8; 32] = Sha256::digest(&canonical).into();
+        let hash: [u8; 32] = canonical.finalize().into();
         let signature = self.trailer_signature(&hash);
         block.push_str("x-amz-trailer-signature:");
         block.push_str(&super::canonical::hex32_string(&signature));

@@ -36,7 +36,7 @@ pub(super) fn verify<C: Credentials + ?Sized>(
     let secret = credentials
         .secret(access_key)
         .ok_or(AuthError::InvalidAccessKeyId)?;
-    if (request_unix_s - now_unix_s).abs() > REQUEST_SKEW_MAX_S {
+    if request_unix_s.abs_diff(now_unix_s) > REQUEST_SKEW_MAX_S.unsigned_abs() {
         return Err(AuthError::RequestTimeTooSkewed);
     }
     // Without x-amz-date the date line is the Date header. With it, clients differ: botocore
