@@ -19,6 +19,37 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Access keys accepted by the gateway.
     pub credentials: Vec<CredentialConfig>,
+    /// Where shards live (`[[sites]]`); empty means the embedded default of three directories
+    /// under the data directory.
+    pub sites: Vec<crate::site::SiteConfig>,
+    /// How objects are stored.
+    pub engine: EngineConfig,
+}
+
+/// `[engine]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Policy of new buckets: `ec:K+M[:CHUNK]`, `replica:N` or `hybrid:THRESHOLD:N:K+M[:CHUNK]`.
+    pub default_policy: String,
+    /// `shuffle` (spread objects over all sites) or `priority` (first sites in order).
+    pub placement: crate::engine::policy::Placement,
+    /// Shards that must be durable before a PUT is acknowledged; 0 means the default (k + 1 for
+    /// ec with parity, 2 for replicas). Clamped to k..=n for each object.
+    pub write_quorum: usize,
+    /// Largest object a single PUT may carry (S3: 5 GiB).
+    pub object_size_max: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            default_policy: "ec:2+1".to_owned(),
+            placement: crate::engine::policy::Placement::Shuffle,
+            write_quorum: 0,
+            object_size_max: 5 << 30,
+        }
+    }
 }
 
 /// `[server]`.
@@ -98,6 +129,9 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+/// Directories of the embedded default (no `[[sites]]`): enough for the default ec 2+1.
+pub const DEFAULT_SITES: usize = 3;
 
 /// A configuration problem, naming the offending key or flag.
 #[derive(Debug, PartialEq, Eq)]
@@ -260,6 +294,20 @@ impl Config {
             "server.domain",
             "must be a host name like s3.example.com",
         )?;
+        let mut names = std::collections::HashSet::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            site.validate().map_err(|e| ConfigError(format!("sites[{i}]: {e}")))?;
+            if !names.insert(site.name()) {
+                return Err(ConfigError(format!("sites[{i}].name: `{}` is used twice", site.name())));
+            }
+        }
+        check(self.sites.len() <= usize::from(u16::MAX), "sites", "too many sites")?;
+        let policy = crate::engine::policy::parse(&self.engine.default_policy)
+            .map_err(|e| ConfigError(format!("engine.default_policy: {e}")))?;
+        let site_count = if self.sites.is_empty() { DEFAULT_SITES } else { self.sites.len() };
+        crate::engine::policy::validate(&policy, site_count)
+            .map_err(|e| ConfigError(format!("engine.default_policy: {e}")))?;
+        check(self.engine.object_size_max >= 1, "engine.object_size_max", "must be positive")?;
         for (i, credential) in self.credentials.iter().enumerate() {
             let ak = &credential.access_key;
             check(
@@ -277,6 +325,25 @@ impl Config {
             )?;
         }
         Ok(())
+    }
+
+    /// The sites to use: the configured ones, or the embedded default of [`DEFAULT_SITES`]
+    /// directories under `data_dir/sites/`.
+    #[must_use]
+    pub fn effective_sites(&self) -> Vec<crate::site::SiteConfig> {
+        if !self.sites.is_empty() {
+            return self.sites.clone();
+        }
+        let root = std::path::absolute(&self.server.data_dir).unwrap_or_else(|_| self.server.data_dir.clone());
+        (0..DEFAULT_SITES)
+            .map(|i| {
+                crate::site::SiteConfig::Dir(crate::site::config::DirSiteConfig {
+                    name: format!("local-{i}"),
+                    path: root.join("sites").join(format!("local-{i}")),
+                    fsync: crate::site::config::FsyncPolicy::default(),
+                })
+            })
+            .collect()
     }
 
     /// The number of executor cores to run: the configured value or every available CPU.

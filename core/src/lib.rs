@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod engine;
 pub mod handlers;
 pub mod mesh;
 pub mod metrics;

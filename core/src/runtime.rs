@@ -126,6 +126,14 @@ pub fn serve(config: Config, keyring: Keyring) -> std::io::Result<()> {
     start_signal_thread(Arc::clone(&shared), listener_fds)?;
 
     check_core_count(&shared.config.server.data_dir, cores)?;
+    if shared.config.sites.is_empty() {
+        // The embedded default: three directories under the data directory, created here.
+        for site in shared.config.effective_sites() {
+            if let crate::site::SiteConfig::Dir(dir) = site {
+                std::fs::create_dir_all(&dir.path)?;
+            }
+        }
+    }
     let (mesh, inboxes) = Mesh::new(cores);
     let cpus = allowed_cpus();
     let mut admin = Some(admin);

@@ -65,6 +65,12 @@ s3_error_codes! {
     InvalidBucketName => 400,
     /// Content-MD5 or a checksum header is not well formed.
     InvalidDigest => 400,
+    /// A GET/HEAD `partNumber` names a part the object does not have.
+    InvalidPartNumber => 416,
+    /// User metadata (`x-amz-meta-*`) exceeds 2 KiB.
+    MetadataTooLarge => 400,
+    /// A `versionId` names a version that does not exist (Tessera keeps only the current one).
+    NoSuchVersion => 404,
     /// A part named in CompleteMultipartUpload is missing or its ETag differs.
     InvalidPart => 400,
     /// Parts in CompleteMultipartUpload are not in ascending order.

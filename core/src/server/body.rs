@@ -26,6 +26,9 @@ pub struct RequestBody<'r, 'c> {
     /// The payload length when known before reading (Content-Length or
     /// x-amz-decoded-content-length); `None` for `Transfer-Encoding: chunked` without it.
     length: Option<u64>,
+    /// Decoded aws-chunked payload (absolute range in the connection buffer) not yet handed
+    /// out; delivered before the reader is asked for more, so the buffer cannot move under it.
+    pending: std::ops::Range<usize>,
 }
 
 impl<'r, 'c> RequestBody<'r, 'c> {
@@ -52,12 +55,7 @@ impl<'r, 'c> RequestBody<'r, 'c> {
                 "An aws-chunked body is empty",
             ));
         }
-        Ok(RequestBody {
-            reader,
-            chunked,
-            verifier,
-            length,
-        })
+        Ok(RequestBody { reader, chunked, verifier, length, pending: 0..0 })
     }
 
     /// The payload length, when the request declared it.
@@ -68,18 +66,30 @@ impl<'r, 'c> RequestBody<'r, 'c> {
 
     /// The next piece of verified-so-far payload; `None` at the end.
     pub async fn next(&mut self) -> Result<Option<&[u8]>, S3Error> {
+        self.next_max(usize::MAX).await
+    }
+
+    /// Like [`RequestBody::next`], but hands out at most `max` bytes (at least 1); the rest
+    /// stays for the next call.
+    pub async fn next_max(&mut self, max: usize) -> Result<Option<&[u8]>, S3Error> {
+        assert!(max > 0);
+        if !self.pending.is_empty() {
+            let take = self.pending.len().min(max);
+            let range = self.pending.start..self.pending.start + take;
+            self.pending.start += take;
+            let data = self.reader.bytes(range);
+            self.verifier.update(data);
+            return Ok(Some(data));
+        }
         loop {
-            let range = self
-                .reader
-                .peek()
-                .await
-                .map_err(super::conn::BodyReadError::s3_error)?;
+            let range = self.reader.peek().await.map_err(|e| e.s3_error())?;
             let Some(decoder) = &mut self.chunked else {
                 if range.is_empty() {
                     return Ok(None);
                 }
-                self.reader.advance(range.len());
-                let data = self.reader.bytes(range);
+                let take = range.len().min(max);
+                self.reader.advance(take);
+                let data = self.reader.bytes(range.start..range.start + take);
                 self.verifier.update(data);
                 return Ok(Some(data));
             };
@@ -90,26 +100,40 @@ impl<'r, 'c> RequestBody<'r, 'c> {
                 decoder.finish().map_err(|e| e.s3_error())?;
                 return Ok(None);
             }
-            let step = decoder
-                .decode(self.reader.bytes(range.clone()))
-                .map_err(|e| e.s3_error())?;
+            let step = decoder.decode(self.reader.bytes(range.clone())).map_err(|e| e.s3_error())?;
             self.reader.advance(step.consumed);
             if !step.data.is_empty() {
-                let data = self
-                    .reader
-                    .bytes(range.start + step.data.start..range.start + step.data.end);
+                let start = range.start + step.data.start;
+                let end = range.start + step.data.end;
+                let take = (end - start).min(max);
+                self.pending = start + take..end;
+                let data = self.reader.bytes(start..start + take);
                 self.verifier.update(data);
                 return Ok(Some(data));
             }
             if step.consumed == 0 && !decoder.is_done() {
                 // The decoder keeps partial lines itself, so it always consumes what it is
                 // given; not doing so would loop forever.
-                return Err(S3Error::new(
-                    S3ErrorCode::InternalError,
-                    "aws-chunked decoder made no progress",
-                ));
+                return Err(S3Error::new(S3ErrorCode::InternalError, "aws-chunked decoder made no progress"));
             }
         }
+    }
+
+    /// Appends exactly `n` payload bytes to `out`; `IncompleteBody` if the body ends first.
+    pub async fn read_exact_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error> {
+        let mut left = n;
+        while left > 0 {
+            match self.next_max(left).await? {
+                Some(data) => {
+                    left -= data.len();
+                    out.extend_from_slice(data);
+                }
+                None => {
+                    return Err(S3Error::new(S3ErrorCode::IncompleteBody, "The request body ended before its declared length"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the whole body into memory, refusing more than `max` bytes (for XML documents).

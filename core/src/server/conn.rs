@@ -258,6 +258,26 @@ async fn write_response(
     let mut out = std::mem::take(&mut conn.write_buf);
     out.clear();
     response.head.write(body_len, !response.close, &mut out);
+    if let Some(mut stream) = response.stream.take() {
+        conn.write_buf = conn.write_all_buf(out).await?;
+        if is_head {
+            return Ok(());
+        }
+        // The head promised `body_len` bytes: on a failure mid-stream the only honest signal
+        // left is to close the connection short of that length.
+        let mut sent = 0_u64;
+        loop {
+            match stream.next().await {
+                Ok(Some(piece)) => {
+                    sent += piece.len() as u64;
+                    CoreMetrics::add(&ctx.metrics().bytes_out, piece.len() as u64);
+                    conn.write_all_buf(piece).await?;
+                }
+                Ok(None) if sent == body_len => return Ok(()),
+                Ok(None) | Err(_) => return Err(()),
+            }
+        }
+    }
     if !is_head && !response.head.status_forbids_body() {
         CoreMetrics::add(&ctx.metrics().bytes_out, response.body.len() as u64);
         if response.body.len() <= 16 * 1024 {

@@ -15,7 +15,7 @@ use super::body::RequestBody;
 use super::conn::BodyReader;
 use super::response::Response;
 use super::CoreCtx;
-use crate::handlers::bucket;
+use crate::handlers::{bucket, object};
 
 /// Handles one request and returns its response. Never panics on client input.
 pub async fn handle(

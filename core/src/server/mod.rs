@@ -41,6 +41,10 @@ pub struct CoreCtx {
     pub head_limits: HeadLimits,
     /// Metadata of every core, through this core.
     pub meta: MetaClient,
+    /// This core's object engine (its site instances and codecs).
+    pub engine: Rc<crate::engine::Engine>,
+    /// The policy of new buckets.
+    pub default_policy: tessera_meta::Policy,
     /// Access keys with this core's cache of derived signing keys.
     pub credentials: SigningKeyCache<SharedKeyring>,
     request_seq: Cell<u64>,
@@ -114,11 +118,23 @@ pub async fn run_core(
     monoio::spawn(mesh::serve_inbox(store.clone(), inbox));
     let meta = MetaClient::new(CoreId(core as u16), store, mesh);
     let credentials = SigningKeyCache::new(SharedKeyring(Arc::clone(&shared)));
+    let engine = match build_engine(&shared.config) {
+        Ok(engine) => Rc::new(engine),
+        Err(e) => {
+            log(format_args!("core {core}: {e}"));
+            std::process::exit(1);
+        }
+    };
+    // Validated at start-up (Config::validate), so parsing cannot fail here.
+    let default_policy = crate::engine::policy::parse(&shared.config.engine.default_policy)
+        .unwrap_or(crate::handlers::bucket::DEFAULT_POLICY);
     let ctx = Rc::new(CoreCtx {
         core,
         shared,
         head_limits,
         meta,
+        engine,
+        default_policy,
         credentials,
         request_seq: Cell::new(seed << 24),
     });
@@ -149,6 +165,17 @@ pub async fn run_core(
     {
         monoio::time::sleep(DRAIN_POLL).await;
     }
+}
+
+/// Builds this core's engine: its own instance of every configured site.
+fn build_engine(config: &crate::config::Config) -> Result<crate::engine::Engine, String> {
+    let sites = config
+        .effective_sites()
+        .iter()
+        .map(|site| crate::site::Site::open(site).map_err(|e| format!("site {}: {e}", site.name())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let engine = &config.engine;
+    Ok(crate::engine::Engine::new(sites, engine.placement, engine.write_quorum, engine.object_size_max))
 }
 
 /// Opens (recovering) this core's metadata store.

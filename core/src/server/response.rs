@@ -17,6 +17,8 @@ pub struct Response {
     pub head_only_length: Option<u64>,
     /// Close the connection after this response.
     pub close: bool,
+    /// An object body streamed after the head, of `head_only_length` bytes.
+    pub stream: Option<crate::engine::read::ObjectReader>,
 }
 
 impl Response {
@@ -28,6 +30,7 @@ impl Response {
             body: Vec::new(),
             head_only_length: None,
             close: false,
+            stream: None,
         }
     }
 

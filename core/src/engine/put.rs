@@ -1,0 +1,270 @@
+//! The PUT pipeline: stream a body into stripes, encode, write every shard in parallel, and
+//! return the shard placement once a write quorum is durable.
+//!
+//! Memory per upload is n chunk buffers (n × (chunk + 8) bytes), whatever the object size.
+//! Nothing becomes visible before the body has been verified to its end (signatures,
+//! checksums): shard writers only make a shard visible at `finish`, and a failed body aborts
+//! them.
+
+use futures_util::future::join_all;
+use tessera_ec::Layout;
+use tessera_http::checksum::BodyDigest;
+use tessera_http::{S3Error, S3ErrorCode};
+use tessera_meta::{ContentHeaders, MetaPair, Policy, Shard, ShardState};
+
+use super::manifest::{self, Manifest};
+use super::policy::{self, Resolved};
+use super::{backend_key, internal, now_ms, random_id, unavailable, Engine};
+use crate::server::body::RequestBody;
+use crate::site::ShardWriter;
+
+/// What the handler knows about the object before its body is read.
+#[derive(Debug)]
+pub struct PutRequest<'a> {
+    /// Bucket name.
+    pub bucket: &'a str,
+    /// Object key.
+    pub key: &'a str,
+    /// The bucket's policy.
+    pub policy: &'a Policy,
+    /// Object size (declared by the request).
+    pub size: u64,
+    /// Stored content headers.
+    pub headers: &'a ContentHeaders,
+    /// Stored user metadata.
+    pub user_metadata: &'a [MetaPair],
+    /// Checksum algorithm code for the manifest (1 = CRC32 … 5 = SHA-256), if the client sent one.
+    pub checksum_algorithm: Option<u8>,
+}
+
+/// The stored object, before its metadata record is written.
+#[derive(Debug)]
+pub struct Stored {
+    /// The policy used (hybrid resolved).
+    pub policy: Policy,
+    /// Chunk size of full stripes.
+    pub chunk_size: u32,
+    /// Shards in order; `Pending` ones failed and need repair.
+    pub shards: Vec<Shard>,
+    /// The verified body digests.
+    pub digest: BodyDigest,
+    /// Version id of this write.
+    pub version_id: u64,
+    /// Last-modified time.
+    pub mtime_ms: u64,
+}
+
+/// Maps the S3 checksum algorithm to the manifest's code.
+#[must_use]
+pub fn checksum_code(algorithm: tessera_http::checksum::ChecksumAlgorithm) -> u8 {
+    use tessera_http::checksum::ChecksumAlgorithm as A;
+    match algorithm {
+        A::Crc32 => 1,
+        A::Crc32c => 2,
+        A::Crc64Nvme => 3,
+        A::Sha1 => 4,
+        A::Sha256 => 5,
+    }
+}
+
+fn placeholder_digest(code: u8) -> Vec<u8> {
+    vec![0; match code { 1 | 2 => 4, 3 => 8, 4 => 20, _ => 32 }]
+}
+
+impl Engine {
+    /// Stores one object from `body`. On success the body has been read and verified to its end
+    /// and at least a write quorum of shards is durable.
+    pub async fn put(&self, request: &PutRequest<'_>, mut body: RequestBody<'_, '_>) -> Result<Stored, S3Error> {
+        if request.size > self.object_size_max {
+            return Err(S3Error::new(
+                S3ErrorCode::EntityTooLarge,
+                format!("Your proposed upload exceeds the maximum allowed size of {} bytes", self.object_size_max),
+            ));
+        }
+        let (policy_used, shape) = policy::resolve(request.policy, request.size);
+        if shape.n > self.sites.len() {
+            return Err(unavailable(format!("the policy needs {} sites; {} are configured", shape.n, self.sites.len())));
+        }
+        let chunk_size = tessera_ec::chunk_size_for(request.size, shape.k, shape.chunk_size);
+        let layout = Layout::new(request.size, shape.k, chunk_size).map_err(|e| internal(format!("layout: {e}")))?;
+        let quorum = self.quorum(&shape);
+        let version_id = u64::from_le_bytes(random_id()?[..8].try_into().map_err(|_| internal("id"))?);
+        let mtime_ms = now_ms();
+        let ids: Vec<_> = (0..shape.n).map(|_| random_id()).collect::<Result<_, _>>()?;
+        let placed = policy::place(self.placement, &ids[0], shape.n, self.sites.len());
+        let mut manifests: Vec<Manifest> = (0..shape.n)
+            .map(|shard| Manifest {
+                shard: shard as u8,
+                k: shape.k as u8,
+                n: shape.n as u8,
+                replica: shape.replica,
+                chunk_size,
+                size: request.size,
+                version_id,
+                mtime_ms,
+                md5: [0; 16],
+                etag_parts: 0,
+                checksum: request.checksum_algorithm.map(|c| (c, placeholder_digest(c))),
+                bucket: request.bucket.to_owned(),
+                key: request.key.to_owned(),
+                headers: request.headers.clone(),
+                user_metadata: request.user_metadata.to_vec(),
+            })
+            .collect();
+        let footer_len = manifest::encode(&manifests[0]).len() as u64;
+        let shard_len = layout.shard_len() + footer_len;
+
+        // Open every shard writer in parallel.
+        let opened = join_all(ids.iter().zip(&placed).map(|(id, &site)| {
+            let key = backend_key(id);
+            async move { self.sites[usize::from(site)].put_shard(&key, shard_len).await }
+        }))
+        .await;
+        let mut writers: Vec<Option<ShardWriter>> = opened.into_iter().map(Result::ok).collect();
+        if let Err(e) = check_quorum(&writers, quorum) {
+            abort_all(writers).await;
+            return Err(e);
+        }
+
+        let result = self.write_stripes(&shape, &layout, &mut body, &mut writers, quorum).await;
+        let digest = match result {
+            Ok(()) => body.finish().await,
+            Err(e) => Err(e),
+        };
+        let digest = match digest {
+            Ok(digest) => digest,
+            Err(e) => {
+                abort_all(writers).await;
+                return Err(e);
+            }
+        };
+
+        // Footers now that the ETag and checksum are known, then make the shards durable.
+        let md5 = digest.md5.ok_or_else(|| internal("the body MD5 was not computed"))?;
+        for manifest in &mut manifests {
+            manifest.md5 = md5;
+            if let (Some((_, value)), Some(checksum)) = (&mut manifest.checksum, digest.checksum.as_ref()) {
+                value.clear();
+                value.extend_from_slice(checksum.as_bytes());
+            }
+        }
+        let footers: Vec<Vec<u8>> = manifests.iter().map(manifest::encode).collect();
+        let written = join_all(writers.iter_mut().zip(footers).map(|(writer, footer)| async move {
+            match writer {
+                Some(w) => w.write(footer).await.0.is_ok(),
+                None => false,
+            }
+        }))
+        .await;
+        let finished = join_all(writers.into_iter().zip(written).map(|(writer, ok)| async move {
+            match (writer, ok) {
+                (Some(w), true) => w.finish().await.is_ok(),
+                (Some(w), false) => {
+                    w.abort().await;
+                    false
+                }
+                (None, _) => false,
+            }
+        }))
+        .await;
+        let durable = finished.iter().filter(|&&ok| ok).count();
+        if durable < quorum {
+            return Err(unavailable(format!("only {durable} of {} shards became durable (quorum {quorum})", shape.n)));
+        }
+        let shards = ids
+            .into_iter()
+            .zip(placed)
+            .zip(finished)
+            .map(|((backend_id, site), ok)| Shard {
+                site,
+                backend_id,
+                state: if ok { ShardState::Durable } else { ShardState::Pending },
+            })
+            .collect();
+        Ok(Stored { policy: policy_used, chunk_size, shards, digest, version_id, mtime_ms })
+    }
+
+    /// Reads the body stripe by stripe, encodes, and writes every chunk (with its checksum) to
+    /// every live writer in parallel. A writer that fails is dropped; below quorum the PUT fails.
+    async fn write_stripes(
+        &self,
+        shape: &Resolved,
+        layout: &Layout,
+        body: &mut RequestBody<'_, '_>,
+        writers: &mut [Option<ShardWriter>],
+        quorum: usize,
+    ) -> Result<(), S3Error> {
+        let chunk_capacity = layout.chunk_size() as usize + tessera_ec::CHECKSUM_LEN;
+        let mut buffers: Vec<Vec<u8>> = (0..shape.n).map(|_| Vec::with_capacity(chunk_capacity)).collect();
+        let mut checksums = vec![0_u64; shape.n];
+        for index in 0..layout.stripe_count() {
+            let stripe = layout.stripe(index);
+            let chunk_len = stripe.chunk_len as usize;
+            for (i, buffer) in buffers.iter_mut().enumerate().take(shape.k) {
+                buffer.clear();
+                let range = stripe.data_chunk_range(i);
+                body.read_exact_into(buffer, (range.end - range.start) as usize).await?;
+                buffer.resize(chunk_len, 0);
+            }
+            if shape.replica {
+                let (first, rest) = buffers.split_at_mut(1);
+                for copy in rest {
+                    copy.clear();
+                    copy.extend_from_slice(&first[0]);
+                }
+                let checksum = tessera_ec::chunk_checksum(&first[0]);
+                checksums.iter_mut().for_each(|c| *c = checksum);
+            } else {
+                for parity in &mut buffers[shape.k..] {
+                    parity.clear();
+                    parity.resize(chunk_len, 0);
+                }
+                let (data, parity) = buffers.split_at_mut(shape.k);
+                let data: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+                let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+                self.with_codec(shape.k, shape.n - shape.k, |codec| {
+                    codec.encode_with_checksums(&data, &mut parity, &mut checksums)
+                })?
+                .map_err(|e| internal(format!("encode: {e}")))?;
+            }
+            for (buffer, checksum) in buffers.iter_mut().zip(&checksums) {
+                buffer.extend_from_slice(&tessera_ec::checksum_trailer(*checksum));
+            }
+            let taken: Vec<Vec<u8>> = buffers.iter_mut().map(std::mem::take).collect();
+            let results = join_all(writers.iter_mut().zip(taken).map(|(writer, buffer)| async move {
+                match writer {
+                    Some(w) => {
+                        let (result, buffer) = w.write(buffer).await;
+                        (result.is_ok(), buffer)
+                    }
+                    None => (false, buffer),
+                }
+            }))
+            .await;
+            for ((writer, buffer), (ok, returned)) in writers.iter_mut().zip(buffers.iter_mut()).zip(results) {
+                *buffer = returned;
+                if !ok {
+                    if let Some(failed) = writer.take() {
+                        failed.abort().await;
+                    }
+                }
+            }
+            check_quorum(writers, quorum)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_quorum(writers: &[Option<ShardWriter>], quorum: usize) -> Result<(), S3Error> {
+    let live = writers.iter().filter(|w| w.is_some()).count();
+    if live < quorum {
+        return Err(unavailable(format!("only {live} of {} sites accept writes (quorum {quorum})", writers.len())));
+    }
+    Ok(())
+}
+
+async fn abort_all(writers: Vec<Option<ShardWriter>>) {
+    for writer in writers.into_iter().flatten() {
+        writer.abort().await;
+    }
+}

@@ -1,0 +1,433 @@
+//! Object operations: PutObject, GetObject, HeadObject, DeleteObject, with S3 semantics for
+//! content headers, user metadata, checksums, ranges and conditional requests.
+//!
+//! The metadata of `(bucket, key)` lives on its owning core (`partition_of`); the shards were
+//! written by this core's engine. Order: shards durable → metadata fsynced → 200.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use tessera_ec::ByteRange;
+use tessera_http::checksum::{ChecksumAlgorithm as HttpAlgorithm, ChecksumValue, IntegrityHeaders};
+use tessera_http::codec::RequestHead;
+use tessera_http::s3::router::ObjectReadParams;
+use tessera_http::sigv4::Verified;
+use tessera_http::{S3Error, S3ErrorCode};
+use tessera_meta::{
+    partition_of, Checksum, ChecksumAlgorithm, ContentHeaders, ETag, MetaPair, MetaRequest, MetaResponse, Object,
+    Op, QueueEntry, QueueKind, Tombstone,
+};
+
+use super::{answer, bucket, unexpected};
+use crate::engine::put::{checksum_code, PutRequest};
+use crate::engine::read::ObjectReader;
+use crate::server::body::RequestBody;
+use crate::server::conn::BodyReader;
+use crate::server::response::Response;
+use crate::server::CoreCtx;
+
+/// Bytes of user metadata (names and values) S3 allows per object.
+pub const USER_METADATA_BYTES_MAX: usize = 2048;
+
+/// The `"…"`-quoted ETag of an object.
+#[must_use]
+pub fn etag_text(etag: &ETag) -> String {
+    if etag.parts == 0 {
+        format!("\"{}\"", hex::encode(etag.md5))
+    } else {
+        format!("\"{}-{}\"", hex::encode(etag.md5), etag.parts)
+    }
+}
+
+fn no_such_key(bucket: &str, key: &str) -> S3Error {
+    S3Error::new(S3ErrorCode::NoSuchKey, "The specified key does not exist.").with_resource(format!("/{bucket}/{key}"))
+}
+
+/// The current record of `(bucket, key)` from its owning core.
+pub async fn lookup(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<Option<Object>, S3Error> {
+    let owner = partition_of(bucket, key, ctx.meta.cores());
+    let request = MetaRequest::Object { bucket: bucket.to_owned(), key: key.to_owned() };
+    match answer(ctx.meta.call(owner, request).await)? {
+        MetaResponse::Object(object) => Ok(object),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Commits `ops` on the core owning `(bucket, key)` and waits until they are durable.
+async fn commit_owned(ctx: &CoreCtx, bucket: &str, key: &str, ops: Vec<Op>) -> Result<(), S3Error> {
+    let owner = partition_of(bucket, key, ctx.meta.cores());
+    match answer(ctx.meta.call(owner, MetaRequest::Commit(ops)).await)? {
+        MetaResponse::Committed(_) => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Queues the shards of a replaced or deleted object for deletion at their sites (this core's
+/// purge queue; the purge worker drains it).
+async fn queue_purge(ctx: &CoreCtx, old: &Object) {
+    let shards = old.shards.iter().chain(old.parts.iter().flat_map(|p| p.shards.iter()));
+    let ops: Vec<Op> = shards
+        .enumerate()
+        .map(|(index, shard)| {
+            Op::PutQueue(QueueEntry {
+                kind: QueueKind::Purge,
+                id: ctx.meta.local.allocate_queue_id(),
+                site: shard.site,
+                backend_id: shard.backend_id,
+                bucket: old.bucket.clone(),
+                key: old.key.clone(),
+                version_id: old.version_id,
+                shard_index: index as u16,
+                enqueued_ms: crate::engine::now_ms(),
+                attempts: 0,
+            })
+        })
+        .collect();
+    if ops.is_empty() {
+        return;
+    }
+    // A failure here leaves orphaned shards, never missing data: the object record is already
+    // durable. The collector of orphans (scrub) will find them.
+    if let Err(e) = ctx.meta.local.commit(ops).await {
+        crate::runtime::log(format_args!("purge queue: {e}"));
+    }
+}
+
+fn content_headers(head: &RequestHead) -> ContentHeaders {
+    let get = |name: &str| head.header(name).map(str::to_owned);
+    ContentHeaders {
+        content_type: get("content-type"),
+        content_encoding: get("content-encoding").filter(|v| !v.eq_ignore_ascii_case("aws-chunked")).map(|v| {
+            // aws-chunked is a transfer detail of the request, not part of the stored encoding.
+            v.split(',').map(str::trim).filter(|c| !c.eq_ignore_ascii_case("aws-chunked")).collect::<Vec<_>>().join(",")
+        }).filter(|v| !v.is_empty()),
+        content_disposition: get("content-disposition"),
+        content_language: get("content-language"),
+        cache_control: get("cache-control"),
+        expires: get("expires"),
+    }
+}
+
+fn user_metadata(head: &RequestHead) -> Result<Vec<MetaPair>, S3Error> {
+    let mut pairs: Vec<MetaPair> = head
+        .headers()
+        .filter_map(|(name, value)| {
+            let suffix = name.get(..11).filter(|p| p.eq_ignore_ascii_case("x-amz-meta-")).map(|_| &name[11..])?;
+            Some(MetaPair { name: suffix.to_ascii_lowercase(), value: value.to_owned() })
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.name.cmp(&b.name));
+    let bytes: usize = pairs.iter().map(|p| p.name.len() + p.value.len()).sum();
+    if bytes > USER_METADATA_BYTES_MAX {
+        return Err(S3Error::new(
+            S3ErrorCode::MetadataTooLarge,
+            format!("Your metadata headers exceed the maximum allowed metadata size of {USER_METADATA_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(pairs)
+}
+
+fn meta_algorithm(algorithm: HttpAlgorithm) -> ChecksumAlgorithm {
+    match algorithm {
+        HttpAlgorithm::Crc32 => ChecksumAlgorithm::Crc32,
+        HttpAlgorithm::Crc32c => ChecksumAlgorithm::Crc32c,
+        HttpAlgorithm::Crc64Nvme => ChecksumAlgorithm::Crc64Nvme,
+        HttpAlgorithm::Sha1 => ChecksumAlgorithm::Sha1,
+        HttpAlgorithm::Sha256 => ChecksumAlgorithm::Sha256,
+    }
+}
+
+fn http_algorithm(algorithm: ChecksumAlgorithm) -> HttpAlgorithm {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => HttpAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32c => HttpAlgorithm::Crc32c,
+        ChecksumAlgorithm::Crc64Nvme => HttpAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1 => HttpAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256 => HttpAlgorithm::Sha256,
+    }
+}
+
+/// `PUT /bucket/key`.
+pub async fn put(
+    ctx: &CoreCtx,
+    head: &RequestHead,
+    reader: &mut BodyReader<'_>,
+    verified: &Verified,
+    integrity: &IntegrityHeaders,
+    bucket_name: &str,
+    key: &str,
+) -> Result<Response, S3Error> {
+    let bucket = bucket::require(ctx, bucket_name)?;
+    let headers = content_headers(head);
+    let user_metadata = user_metadata(head)?;
+    let if_none_match = head.header("if-none-match");
+    let if_match = head.header("if-match");
+    if if_none_match.is_some_and(|v| v.trim() != "*") {
+        return Err(S3Error::new(S3ErrorCode::NotImplemented, "If-None-Match on PUT supports only *"));
+    }
+    if if_none_match.is_some() || if_match.is_some() {
+        let current = lookup(ctx, bucket_name, key).await?;
+        check_write_conditions(current.as_ref(), if_none_match.is_some(), if_match, bucket_name, key)?;
+    }
+    let body = RequestBody::new(reader, &verified.payload, integrity, true)?;
+    let size = body.length().ok_or_else(|| {
+        S3Error::new(S3ErrorCode::MissingContentLength, "You must provide the Content-Length HTTP header.")
+    })?;
+    let algorithm = integrity.checksum.map(|c| c.algorithm()).or(integrity.trailer);
+    let request = PutRequest {
+        bucket: bucket_name,
+        key,
+        policy: &bucket.policy,
+        size,
+        headers: &headers,
+        user_metadata: &user_metadata,
+        checksum_algorithm: algorithm.map(checksum_code),
+    };
+    let stored = ctx.engine.put(&request, body).await?;
+    let md5 = stored.digest.md5.ok_or_else(|| crate::engine::internal("no MD5"))?;
+    let checksum = stored.digest.checksum;
+    let object = Object {
+        bucket: bucket_name.to_owned(),
+        key: key.to_owned(),
+        version_id: stored.version_id,
+        size,
+        etag: ETag { md5, parts: 0 },
+        headers,
+        user_metadata,
+        checksums: checksum
+            .iter()
+            .map(|c| Checksum { algorithm: meta_algorithm(c.algorithm()), value: c.as_bytes().to_vec() })
+            .collect(),
+        mtime_ms: stored.mtime_ms,
+        policy: stored.policy,
+        chunk_size: stored.chunk_size,
+        shards: stored.shards,
+        parts: Vec::new(),
+    };
+    let previous = lookup(ctx, bucket_name, key).await?;
+    if if_none_match.is_some() || if_match.is_some() {
+        // Re-checked just before the commit: another writer may have won while we streamed.
+        check_write_conditions(previous.as_ref(), if_none_match.is_some(), if_match, bucket_name, key)?;
+    }
+    let etag = etag_text(&object.etag);
+    commit_owned(ctx, bucket_name, key, vec![Op::PutObject(object)]).await?;
+    if let Some(previous) = previous {
+        queue_purge(ctx, &previous).await;
+    }
+    let mut response = Response::empty(200).with_header("ETag", etag);
+    if let Some(checksum) = checksum {
+        response = response.with_header(checksum.algorithm().header_name(), checksum.to_base64());
+    }
+    Ok(response)
+}
+
+fn check_write_conditions(
+    current: Option<&Object>,
+    if_none_match_star: bool,
+    if_match: Option<&str>,
+    bucket: &str,
+    key: &str,
+) -> Result<(), S3Error> {
+    if if_none_match_star && current.is_some() {
+        return Err(S3Error::new(S3ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+    }
+    if let Some(expected) = if_match {
+        let Some(current) = current else { return Err(no_such_key(bucket, key)) };
+        if !etag_matches(expected, &etag_text(&current.etag)) {
+            return Err(S3Error::new(S3ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        }
+    }
+    Ok(())
+}
+
+/// True when an `If-Match` / `If-None-Match` list names `etag` (or is `*`).
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.trim_start_matches("W/") == etag || format!("\"{candidate}\"") == etag
+    })
+}
+
+/// Parses an HTTP date; `None` when malformed (the condition is then ignored, as RFC 9110 says).
+fn http_date(value: &str) -> Option<u64> {
+    httpdate::parse_http_date(value).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// RFC 9110 §13.2.2 evaluation order for GET/HEAD: 412 or 304, or `None` to proceed.
+fn read_conditions(head: &RequestHead, object: &Object) -> Option<S3ErrorCode> {
+    let etag = etag_text(&object.etag);
+    let modified_s = object.mtime_ms / 1000;
+    if let Some(list) = head.header("if-match") {
+        if !etag_matches(list, &etag) {
+            return Some(S3ErrorCode::PreconditionFailed);
+        }
+    } else if let Some(since) = head.header("if-unmodified-since").and_then(http_date) {
+        if modified_s > since {
+            return Some(S3ErrorCode::PreconditionFailed);
+        }
+    }
+    if let Some(list) = head.header("if-none-match") {
+        if etag_matches(list, &etag) {
+            return Some(S3ErrorCode::NotModified);
+        }
+    } else if let Some(since) = head.header("if-modified-since").and_then(http_date) {
+        if modified_s <= since {
+            return Some(S3ErrorCode::NotModified);
+        }
+    }
+    None
+}
+
+/// Parses a single `Range: bytes=…`; `None` for absent, multiple or malformed ranges (S3 then
+/// serves the whole object).
+fn parse_range(value: Option<&str>) -> Option<ByteRange> {
+    let spec = value?.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    };
+    match (first.trim(), last.trim()) {
+        ("", suffix) => Some(ByteRange::Suffix { len: number(suffix)? }),
+        (first, "") => Some(ByteRange::From { first: number(first)? }),
+        (first, last) => {
+            let (first, last) = (number(first)?, number(last)?);
+            (first <= last).then_some(ByteRange::Inclusive { first, last })
+        }
+    }
+}
+
+/// Adds the headers describing `object` (shared by GET and HEAD).
+fn describe(mut response: Response, object: &Object, params: &ObjectReadParams, head: &RequestHead) -> Response {
+    let h = &object.headers;
+    let overrides = params.overrides.as_deref();
+    let pick = |own: &Option<String>, over: Option<&Option<String>>| over.and_then(Option::clone).or_else(|| own.clone());
+    let content_type = pick(&h.content_type, overrides.map(|o| &o.content_type)).unwrap_or_else(|| "binary/octet-stream".to_owned());
+    response.head.header("Content-Type", content_type);
+    for (name, value) in [
+        ("Content-Encoding", pick(&h.content_encoding, overrides.map(|o| &o.content_encoding))),
+        ("Content-Disposition", pick(&h.content_disposition, overrides.map(|o| &o.content_disposition))),
+        ("Content-Language", pick(&h.content_language, overrides.map(|o| &o.content_language))),
+        ("Cache-Control", pick(&h.cache_control, overrides.map(|o| &o.cache_control))),
+        ("Expires", pick(&h.expires, overrides.map(|o| &o.expires))),
+    ] {
+        if let Some(value) = value {
+            response.head.header(name, value);
+        }
+    }
+    response.head.header("ETag", etag_text(&object.etag));
+    response.head.header("Last-Modified", httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(object.mtime_ms)));
+    response.head.header("Accept-Ranges", "bytes");
+    for pair in &object.user_metadata {
+        response.head.header(format!("x-amz-meta-{}", pair.name), pair.value.clone());
+    }
+    if head.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
+        for checksum in &object.checksums {
+            let algorithm = http_algorithm(checksum.algorithm);
+            if let Some(value) = ChecksumValue::from_bytes(algorithm, &checksum.value) {
+                response.head.header(algorithm.header_name(), value.to_base64());
+            }
+        }
+    }
+    response
+}
+
+/// `GET /bucket/key` and `HEAD /bucket/key`.
+pub async fn get(
+    ctx: &CoreCtx,
+    head: &RequestHead,
+    bucket_name: &str,
+    key: &str,
+    params: &ObjectReadParams,
+    is_head: bool,
+) -> Result<Response, S3Error> {
+    bucket::require(ctx, bucket_name)?;
+    let object = lookup(ctx, bucket_name, key).await?.ok_or_else(|| no_such_key(bucket_name, key))?;
+    if params.version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(S3Error::new(S3ErrorCode::NoSuchVersion, "The specified version does not exist."));
+    }
+    if params.part_number.is_some_and(|n| n != 1) {
+        return Err(S3Error::new(S3ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable"));
+    }
+    if let Some(code) = read_conditions(head, &object) {
+        if code == S3ErrorCode::NotModified {
+            return Ok(Response::empty(304)
+                .with_header("ETag", etag_text(&object.etag))
+                .with_header("Last-Modified", httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(object.mtime_ms))));
+        }
+        return Err(S3Error::new(code, "At least one of the pre-conditions you specified did not hold"));
+    }
+    let range = parse_range(head.header("range"));
+    let resolved = match range {
+        Some(range) => match range.resolve(object.size) {
+            Ok(resolved) => Some(resolved),
+            Err(_) => {
+                let error = S3Error::new(S3ErrorCode::InvalidRange, "The requested range is not satisfiable")
+                    .with_resource(format!("/{bucket_name}/{key}"));
+                return Ok(Response::error(&error, "").with_header("Content-Range", format!("bytes */{}", object.size)));
+            }
+        },
+        None => None,
+    };
+    let (status, bytes) = match &resolved {
+        Some(r) => (206, r.clone()),
+        None => (200, 0..object.size),
+    };
+    let mut response = Response::empty(status);
+    response.head_only_length = Some(bytes.end - bytes.start);
+    if status == 206 {
+        response.head.header("Content-Range", format!("bytes {}-{}/{}", bytes.start, bytes.end.saturating_sub(1), object.size));
+    }
+    response = describe(response, &object, params, head);
+    if !is_head && bytes.end > bytes.start {
+        let mut reader = ObjectReader::new(std::rc::Rc::clone(&ctx.engine), object, bytes)?;
+        reader.prefetch().await?;
+        response.stream = Some(reader);
+    }
+    Ok(response)
+}
+
+/// `DELETE /bucket/key`: commits a tombstone on the owning core, then queues the shards for
+/// purging. Deleting a missing key succeeds (204), as in S3.
+pub async fn delete(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<Response, S3Error> {
+    bucket::require(ctx, bucket_name)?;
+    let Some(object) = lookup(ctx, bucket_name, key).await? else {
+        return Ok(Response::empty(204));
+    };
+    let tombstone = Tombstone {
+        bucket: bucket_name.to_owned(),
+        key: key.to_owned(),
+        version_id: object.version_id,
+        mtime_ms: crate::engine::now_ms(),
+    };
+    commit_owned(ctx, bucket_name, key, vec![Op::DeleteObject(tombstone)]).await?;
+    queue_purge(ctx, &object).await;
+    Ok(Response::empty(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Range headers parse per RFC 9110; malformed and multi-ranges are ignored.
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(Some("bytes=0-9")), Some(ByteRange::Inclusive { first: 0, last: 9 }));
+        assert_eq!(parse_range(Some("bytes=5-")), Some(ByteRange::From { first: 5 }));
+        assert_eq!(parse_range(Some("bytes=-3")), Some(ByteRange::Suffix { len: 3 }));
+        for ignored in ["bytes=9-5", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=-", "bytes= -"] {
+            assert_eq!(parse_range(Some(ignored)), None, "{ignored}");
+        }
+    }
+
+    /// ETag lists match quoted, unquoted, weak and wildcard forms.
+    #[test]
+    fn etag_lists() {
+        let etag = "\"abc\"";
+        assert!(etag_matches("\"abc\"", etag));
+        assert!(etag_matches("abc", etag));
+        assert!(etag_matches("\"x\", W/\"abc\"", etag));
+        assert!(etag_matches("*", etag));
+        assert!(!etag_matches("\"abd\"", etag));
+    }
+}
