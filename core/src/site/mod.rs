@@ -87,7 +87,7 @@ pub enum SiteError {
     Closed,
     /// The backend answered with an error status; `code` is the S3 error code when it sent one.
     Http {
-        /// The HTTP status.
+        /// The HTTP status; 0 for a per-key failure inside a 200 `DeleteObjects` result.
         status: u16,
         /// The S3 error code (`SlowDown`, `InternalError`, …) or empty.
         code: String,

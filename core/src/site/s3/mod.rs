@@ -1216,6 +1216,46 @@ mod tests {
     }
 
     #[test]
+    fn addressing_styles_name_the_bucket_in_path_or_host() {
+        // Path style puts the bucket first in the path and keeps the endpoint host; virtual
+        // host style moves it into the Host header (and the TLS name) and keys start at `/`.
+        let mut c = S3SiteConfig::new("s", "http://s3.example.com:9000", "r", "bkt", "a", "k");
+        let site = S3Site::open(&c).expect("path style");
+        assert_eq!(site.0.host_header, "s3.example.com:9000");
+        assert_eq!(site.object_path("a b/c"), "/bkt/a%20b/c");
+        assert_eq!(site.bucket_path(), "/bkt");
+        c.addressing = Addressing::VirtualHost;
+        c.endpoint = "https://s3.example.com".into();
+        c.insecure = true;
+        let site = S3Site::open(&c).expect("virtual host style");
+        assert_eq!(site.0.host_header, "bkt.s3.example.com");
+        assert_eq!(site.object_path("a b/c"), "/a%20b/c");
+        assert_eq!(site.bucket_path(), "/");
+        assert!(!site.signs_payload(), "unsigned over TLS by default");
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        // Every delay lies in [0, min(max, base * 2^(attempt-1))] and the delays vary.
+        let mut c = S3SiteConfig::new("s", "http://h", "r", "bkt", "a", "k");
+        c.backoff_base_ms = 10;
+        c.backoff_max_ms = 100;
+        let site = S3Site::open(&c).expect("site");
+        let mut seen = std::collections::BTreeSet::new();
+        for attempt in 1..=8u32 {
+            for _ in 0..50 {
+                let delay = site.backoff(attempt).as_millis() as u64;
+                assert!(
+                    delay <= (10u64 << (attempt - 1)).min(100),
+                    "{attempt}: {delay}"
+                );
+                seen.insert(delay);
+            }
+        }
+        assert!(seen.len() > 20, "jitter spreads delays: {seen:?}");
+    }
+
+    #[test]
     fn aws_chunked_length_matches_the_framing() {
         // The announced Content-Length equals the bytes the writer frames: one full chunk, a
         // partial chunk, and the final empty chunk.
