@@ -26,7 +26,11 @@ fn thread_cpu() -> (Duration, Duration) {
     // SAFETY: `usage` is a valid, writable rusage; RUSAGE_THREAD exists on Linux ≥ 2.6.26.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &raw mut usage) };
     assert_eq!(rc, 0);
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let time = |t: libc::timeval| {
+        let micros = u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000
+            + u64::try_from(t.tv_usec).unwrap_or(0);
+        Duration::from_micros(micros)
+    };
     (time(usage.ru_utime), time(usage.ru_stime))
 }
 
@@ -38,7 +42,7 @@ struct Figures {
 
 fn figures(bytes: usize, wall: Duration, start: (Duration, Duration)) -> Figures {
     let end = thread_cpu();
-    let (user, system) = (end.0 - start.0, end.1 - start.1);
+    let (user, system) = (end.0.saturating_sub(start.0), end.1.saturating_sub(start.1));
     let gib = bytes as f64 / f64::from(1u32 << 30);
     Figures {
         mib_per_s: bytes as f64 / f64::from(1u32 << 20) / wall.as_secs_f64(),
