@@ -17,6 +17,7 @@
 //! a new connection without counting as a fault.
 
 pub mod conn;
+pub mod tls;
 pub mod wire;
 
 use std::cell::{Cell, RefCell};
@@ -27,7 +28,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use md5::Digest as _;
 use monoio::buf::{IoBuf as _, IoBufMut as _};
-use monoio_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use tessera_http::codec::head::Framing;
 use tessera_http::codec::BodyDecoder;
@@ -200,7 +200,7 @@ impl S3Site {
             let tls_config = conn::tls_config(config.ca_file.as_deref(), config.insecure)?;
             let name = ServerName::try_from(connect_host.clone())
                 .map_err(|_| SiteError::Config(format!("bad TLS name {connect_host:?}")))?;
-            Some((TlsConnector::from(tls_config), name))
+            Some((tls_config, name))
         } else {
             None
         };
