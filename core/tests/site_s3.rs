@@ -310,7 +310,10 @@ fn delete_many_takes_a_full_batch_and_listing_pages() {
             .entries
             .is_empty());
         let too_many: Vec<String> = vec!["k".into(); DELETE_BATCH_MAX + 1];
-        assert!(site.delete_many(&too_many).await.is_err());
+        assert!(matches!(
+            site.delete_many(&too_many).await,
+            Err(SiteError::BatchTooLarge)
+        ));
     });
 }
 

@@ -922,7 +922,9 @@ impl S3Site {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, SiteError)>, SiteError> {
-        assert!(keys.len() <= DELETE_BATCH_MAX);
+        if keys.len() > DELETE_BATCH_MAX {
+            return Err(SiteError::BatchTooLarge);
+        }
         let mut failed = Vec::new();
         let mut batch: Vec<&str> = Vec::with_capacity(keys.len());
         for key in keys {
