@@ -310,7 +310,10 @@ fn delete_many_takes_a_full_batch_and_listing_pages() {
             .entries
             .is_empty());
         let too_many: Vec<String> = vec!["k".into(); DELETE_BATCH_MAX + 1];
-        assert!(site.delete_many(&too_many).await.is_err());
+        assert!(matches!(
+            site.delete_many(&too_many).await,
+            Err(SiteError::BatchTooLarge)
+        ));
     });
 }
 
@@ -669,4 +672,36 @@ fn a_gone_backend_goes_down_fails_fast_and_is_probed_back() {
         assert_eq!(site.health().state, HealthState::Degraded);
         assert!(matches!(site.head("x").await, Err(SiteError::NotFound)));
     });
+}
+
+#[test]
+fn the_pool_bounds_connections_and_queues_requests() {
+    // With connections_max = 2, eight concurrent GETs all succeed through at most two
+    // connections: requests beyond the bound wait for a connection to come back.
+    let Some(server) = any_server() else { return };
+    let bucket = unique_bucket("pool");
+    let data = pattern(50_000, 4);
+    seed(&server, &bucket, "p/1", &data);
+    let mut c = config(&server, &bucket);
+    c.connections_max = 2;
+    let site = open(&c);
+    run(async {
+        let mut handles = Vec::new();
+        for i in 0..8u64 {
+            let site = site.clone();
+            handles.push(monoio::spawn(async move {
+                get(&site, "p/1", i * 100, 5000).await.expect("get")
+            }));
+        }
+        for (i, handle) in handles.into_iter().enumerate() {
+            let start = i * 100;
+            assert_eq!(handle.await, &data[start..start + 5000]);
+        }
+    });
+    let Site::S3(s3) = &site else {
+        panic!("s3 site")
+    };
+    let stats = s3.pool_stats();
+    assert!(stats.opened <= 2, "{stats:?}");
+    assert_eq!(stats.opened + stats.reused, 8, "{stats:?}");
 }

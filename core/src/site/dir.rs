@@ -247,6 +247,9 @@ impl DirSite {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, SiteError)>, SiteError> {
+        if keys.len() > super::DELETE_BATCH_MAX {
+            return Err(SiteError::BatchTooLarge);
+        }
         let mut failed = Vec::new();
         for key in keys {
             match self.delete(key).await {

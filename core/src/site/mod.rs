@@ -87,7 +87,7 @@ pub enum SiteError {
     Closed,
     /// The backend answered with an error status; `code` is the S3 error code when it sent one.
     Http {
-        /// The HTTP status.
+        /// The HTTP status; 0 for a per-key failure inside a 200 `DeleteObjects` result.
         status: u16,
         /// The S3 error code (`SlowDown`, `InternalError`, …) or empty.
         code: String,
@@ -104,6 +104,8 @@ pub enum SiteError {
     Protocol(&'static str),
     /// The site is marked down and no probe is due: the request was not sent.
     Down,
+    /// `delete_many` was given more than `DELETE_BATCH_MAX` keys.
+    BatchTooLarge,
     /// The site's configuration is invalid (only at build time).
     Config(String),
 }
@@ -118,6 +120,7 @@ impl SiteError {
             | SiteError::InvalidRange
             | SiteError::LengthMismatch { .. }
             | SiteError::Down
+            | SiteError::BatchTooLarge
             | SiteError::Config(_) => HealthEffect::None,
             SiteError::Http { status, .. } if *status < 500 => HealthEffect::None,
             SiteError::DiskFull => HealthEffect::Degrade,
@@ -187,6 +190,7 @@ impl fmt::Display for SiteError {
             SiteError::Tls(msg) => write!(f, "TLS: {msg}"),
             SiteError::Protocol(msg) => write!(f, "protocol error: {msg}"),
             SiteError::Down => write!(f, "site is down"),
+            SiteError::BatchTooLarge => write!(f, "more than {DELETE_BATCH_MAX} keys in a batch"),
             SiteError::Config(msg) => write!(f, "config: {msg}"),
         }
     }
@@ -327,9 +331,6 @@ impl Site {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, SiteError)>, SiteError> {
-        if keys.len() > DELETE_BATCH_MAX {
-            return Err(SiteError::InvalidKey);
-        }
         match self {
             Site::Dir(s) => s.delete_many(keys).await,
             Site::S3(s) => s.delete_many(keys).await,

@@ -23,12 +23,13 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use monoio::buf::{IoBuf, IoBufMut};
+use monoio::buf::{IoBuf, IoBufMut as _, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use monoio_rustls::{ClientTlsStream, TlsConnector};
 use rustls::pki_types::ServerName;
+
+use super::tls::TlsStream;
 
 use super::super::{SiteError, TimeoutPhase};
 use super::wire::RESPONSE_HEAD_BYTES_MAX;
@@ -38,12 +39,12 @@ pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(Box<ClientTlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
-    /// Reads into `buf`'s spare capacity.
-    pub async fn read<T: IoBufMut + 'static>(&mut self, buf: T) -> BufResult<usize, T> {
+    /// Reads into the slice's spare room.
+    pub async fn read(&mut self, buf: SliceMut<Vec<u8>>) -> BufResult<usize, SliceMut<Vec<u8>>> {
         match self {
             Stream::Plain(s) => s.read(buf).await,
             Stream::Tls(s) => s.read(buf).await,
@@ -144,8 +145,8 @@ pub fn io_error(err: &io::Error) -> SiteError {
 pub struct Dialer {
     /// `host:port` to resolve.
     pub authority: String,
-    /// TLS connector and the name to verify, for `https`.
-    pub tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// TLS configuration and the name to verify, for `https`.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     /// TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
 }
@@ -311,11 +312,10 @@ impl Pool {
                         let _ = tcp.set_nodelay(true);
                         let stream = match &dialer.tls {
                             None => Stream::Plain(tcp),
-                            Some((connector, name)) => {
-                                let tls = connector
-                                    .connect(name.clone(), tcp)
+                            Some((config, name)) => {
+                                let tls = TlsStream::connect(config.clone(), name.clone(), tcp)
                                     .await
-                                    .map_err(|e| io_error(&io::Error::from(e)))?;
+                                    .map_err(|e| io_error(&e))?;
                                 Stream::Tls(Box::new(tls))
                             }
                         };

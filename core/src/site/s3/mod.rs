@@ -17,6 +17,7 @@
 //! a new connection without counting as a fault.
 
 pub mod conn;
+pub mod tls;
 pub mod wire;
 
 use std::cell::{Cell, RefCell};
@@ -27,7 +28,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use md5::Digest as _;
 use monoio::buf::{IoBuf as _, IoBufMut as _};
-use monoio_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use tessera_http::codec::head::Framing;
 use tessera_http::codec::BodyDecoder;
@@ -200,7 +200,7 @@ impl S3Site {
             let tls_config = conn::tls_config(config.ca_file.as_deref(), config.insecure)?;
             let name = ServerName::try_from(connect_host.clone())
                 .map_err(|_| SiteError::Config(format!("bad TLS name {connect_host:?}")))?;
-            Some((TlsConnector::from(tls_config), name))
+            Some((tls_config, name))
         } else {
             None
         };
@@ -922,7 +922,9 @@ impl S3Site {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, SiteError)>, SiteError> {
-        assert!(keys.len() <= DELETE_BATCH_MAX);
+        if keys.len() > DELETE_BATCH_MAX {
+            return Err(SiteError::BatchTooLarge);
+        }
         let mut failed = Vec::new();
         let mut batch: Vec<&str> = Vec::with_capacity(keys.len());
         for key in keys {
@@ -1213,6 +1215,46 @@ mod tests {
         for bad in ["ftp://h", "http://", "http://h/path", "h:1", "http://h:x"] {
             assert!(Endpoint::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn addressing_styles_name_the_bucket_in_path_or_host() {
+        // Path style puts the bucket first in the path and keeps the endpoint host; virtual
+        // host style moves it into the Host header (and the TLS name) and keys start at `/`.
+        let mut c = S3SiteConfig::new("s", "http://s3.example.com:9000", "r", "bkt", "a", "k");
+        let site = S3Site::open(&c).expect("path style");
+        assert_eq!(site.0.host_header, "s3.example.com:9000");
+        assert_eq!(site.object_path("a b/c"), "/bkt/a%20b/c");
+        assert_eq!(site.bucket_path(), "/bkt");
+        c.addressing = Addressing::VirtualHost;
+        c.endpoint = "https://s3.example.com".into();
+        c.insecure = true;
+        let site = S3Site::open(&c).expect("virtual host style");
+        assert_eq!(site.0.host_header, "bkt.s3.example.com");
+        assert_eq!(site.object_path("a b/c"), "/a%20b/c");
+        assert_eq!(site.bucket_path(), "/");
+        assert!(!site.signs_payload(), "unsigned over TLS by default");
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        // Every delay lies in [0, min(max, base * 2^(attempt-1))] and the delays vary.
+        let mut c = S3SiteConfig::new("s", "http://h", "r", "bkt", "a", "k");
+        c.backoff_base_ms = 10;
+        c.backoff_max_ms = 100;
+        let site = S3Site::open(&c).expect("site");
+        let mut seen = std::collections::BTreeSet::new();
+        for attempt in 1..=8u32 {
+            for _ in 0..50 {
+                let delay = site.backoff(attempt).as_millis() as u64;
+                assert!(
+                    delay <= (10u64 << (attempt - 1)).min(100),
+                    "{attempt}: {delay}"
+                );
+                seen.insert(delay);
+            }
+        }
+        assert!(seen.len() > 20, "jitter spreads delays: {seen:?}");
     }
 
     #[test]
