@@ -296,18 +296,34 @@ impl Config {
         )?;
         let mut names = std::collections::HashSet::new();
         for (i, site) in self.sites.iter().enumerate() {
-            site.validate().map_err(|e| ConfigError(format!("sites[{i}]: {e}")))?;
+            site.validate()
+                .map_err(|e| ConfigError(format!("sites[{i}]: {e}")))?;
             if !names.insert(site.name()) {
-                return Err(ConfigError(format!("sites[{i}].name: `{}` is used twice", site.name())));
+                return Err(ConfigError(format!(
+                    "sites[{i}].name: `{}` is used twice",
+                    site.name()
+                )));
             }
         }
-        check(self.sites.len() <= usize::from(u16::MAX), "sites", "too many sites")?;
+        check(
+            self.sites.len() <= usize::from(u16::MAX),
+            "sites",
+            "too many sites",
+        )?;
         let policy = crate::engine::policy::parse(&self.engine.default_policy)
             .map_err(|e| ConfigError(format!("engine.default_policy: {e}")))?;
-        let site_count = if self.sites.is_empty() { DEFAULT_SITES } else { self.sites.len() };
+        let site_count = if self.sites.is_empty() {
+            DEFAULT_SITES
+        } else {
+            self.sites.len()
+        };
         crate::engine::policy::validate(&policy, site_count)
             .map_err(|e| ConfigError(format!("engine.default_policy: {e}")))?;
-        check(self.engine.object_size_max >= 1, "engine.object_size_max", "must be positive")?;
+        check(
+            self.engine.object_size_max >= 1,
+            "engine.object_size_max",
+            "must be positive",
+        )?;
         for (i, credential) in self.credentials.iter().enumerate() {
             let ak = &credential.access_key;
             check(
@@ -334,7 +350,8 @@ impl Config {
         if !self.sites.is_empty() {
             return self.sites.clone();
         }
-        let root = std::path::absolute(&self.server.data_dir).unwrap_or_else(|_| self.server.data_dir.clone());
+        let root = std::path::absolute(&self.server.data_dir)
+            .unwrap_or_else(|_| self.server.data_dir.clone());
         (0..DEFAULT_SITES)
             .map(|i| {
                 crate::site::SiteConfig::Dir(crate::site::config::DirSiteConfig {

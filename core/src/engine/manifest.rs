@@ -72,7 +72,10 @@ pub enum ManifestError {
 fn put_str(out: &mut Vec<u8>, text: Option<&str>) {
     match text {
         Some(text) => {
-            assert!(text.len() < usize::from(ABSENT), "field lengths are bounded by request limits");
+            assert!(
+                text.len() < usize::from(ABSENT),
+                "field lengths are bounded by request limits"
+            );
             out.extend_from_slice(&(text.len() as u16).to_le_bytes());
             out.extend_from_slice(text.as_bytes());
         }
@@ -84,7 +87,13 @@ fn put_str(out: &mut Vec<u8>, text: Option<&str>) {
 #[must_use]
 pub fn encode(manifest: &Manifest) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(&[1, manifest.shard, manifest.k, manifest.n, u8::from(manifest.replica)]);
+    out.extend_from_slice(&[
+        1,
+        manifest.shard,
+        manifest.k,
+        manifest.n,
+        u8::from(manifest.replica),
+    ]);
     out.extend_from_slice(&manifest.chunk_size.to_le_bytes());
     out.extend_from_slice(&manifest.size.to_le_bytes());
     out.extend_from_slice(&manifest.version_id.to_le_bytes());
@@ -92,7 +101,10 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
     out.extend_from_slice(&manifest.md5);
     out.extend_from_slice(&manifest.etag_parts.to_le_bytes());
     let mut checksum = [0_u8; CHECKSUM_FIELD_BYTES];
-    let (algorithm, digest) = manifest.checksum.as_ref().map_or((0, &[][..]), |(a, d)| (*a, d.as_slice()));
+    let (algorithm, digest) = manifest
+        .checksum
+        .as_ref()
+        .map_or((0, &[][..]), |(a, d)| (*a, d.as_slice()));
     assert!(digest.len() <= CHECKSUM_FIELD_BYTES);
     checksum[..digest.len()].copy_from_slice(digest);
     out.push(algorithm);
@@ -100,7 +112,14 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
     put_str(&mut out, Some(&manifest.bucket));
     put_str(&mut out, Some(&manifest.key));
     let h = &manifest.headers;
-    for field in [&h.content_type, &h.content_encoding, &h.content_disposition, &h.content_language, &h.cache_control, &h.expires] {
+    for field in [
+        &h.content_type,
+        &h.content_encoding,
+        &h.content_disposition,
+        &h.content_language,
+        &h.cache_control,
+        &h.expires,
+    ] {
         put_str(&mut out, field.as_deref());
     }
     out.extend_from_slice(&(manifest.user_metadata.len() as u16).to_le_bytes());
@@ -121,7 +140,11 @@ pub fn footer_len(trailer: &[u8]) -> Result<usize, ManifestError> {
     if trailer.len() != TRAILER_BYTES || trailer[12..16] != MAGIC {
         return Err(ManifestError::Corrupt);
     }
-    let body_len = u32::from_le_bytes(trailer[0..4].try_into().map_err(|_| ManifestError::Corrupt)?);
+    let body_len = u32::from_le_bytes(
+        trailer[0..4]
+            .try_into()
+            .map_err(|_| ManifestError::Corrupt)?,
+    );
     Ok(body_len as usize + TRAILER_BYTES)
 }
 
@@ -132,7 +155,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(ManifestError::Corrupt)?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(ManifestError::Corrupt)?;
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)
@@ -141,13 +168,25 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, ManifestError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| ManifestError::Corrupt)?))
+        Ok(u16::from_le_bytes(
+            self.take(2)?
+                .try_into()
+                .map_err(|_| ManifestError::Corrupt)?,
+        ))
     }
     fn u32(&mut self) -> Result<u32, ManifestError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| ManifestError::Corrupt)?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?
+                .try_into()
+                .map_err(|_| ManifestError::Corrupt)?,
+        ))
     }
     fn u64(&mut self) -> Result<u64, ManifestError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| ManifestError::Corrupt)?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?
+                .try_into()
+                .map_err(|_| ManifestError::Corrupt)?,
+        ))
     }
     fn string(&mut self) -> Result<Option<String>, ManifestError> {
         let len = self.u16()?;
@@ -155,7 +194,9 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let bytes = self.take(usize::from(len))?;
-        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| ManifestError::Corrupt)
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| ManifestError::Corrupt)
     }
     fn required(&mut self) -> Result<String, ManifestError> {
         self.string()?.ok_or(ManifestError::Corrupt)
@@ -164,11 +205,17 @@ impl<'a> Reader<'a> {
 
 /// Parses a whole footer (body and trailer), checking its checksum.
 pub fn decode(footer: &[u8]) -> Result<Manifest, ManifestError> {
-    if footer.len() < TRAILER_BYTES || footer_len(&footer[footer.len() - TRAILER_BYTES..])? != footer.len() {
+    if footer.len() < TRAILER_BYTES
+        || footer_len(&footer[footer.len() - TRAILER_BYTES..])? != footer.len()
+    {
         return Err(ManifestError::Corrupt);
     }
     let body = &footer[..footer.len() - TRAILER_BYTES];
-    let crc = u64::from_le_bytes(footer[footer.len() - 12..footer.len() - 4].try_into().map_err(|_| ManifestError::Corrupt)?);
+    let crc = u64::from_le_bytes(
+        footer[footer.len() - 12..footer.len() - 4]
+            .try_into()
+            .map_err(|_| ManifestError::Corrupt)?,
+    );
     if tessera_ec::chunk_checksum(body) != crc {
         return Err(ManifestError::Corrupt);
     }
@@ -205,7 +252,10 @@ pub fn decode(footer: &[u8]) -> Result<Manifest, ManifestError> {
     let count = r.u16()?;
     let mut user_metadata = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        user_metadata.push(MetaPair { name: r.required()?, value: r.required()? });
+        user_metadata.push(MetaPair {
+            name: r.required()?,
+            value: r.required()?,
+        });
     }
     if r.at != body.len() {
         return Err(ManifestError::Corrupt);
@@ -248,8 +298,15 @@ mod tests {
             checksum: Some((1, vec![1, 2, 3, 4])),
             bucket: "photos".into(),
             key: "a/b c+ü".into(),
-            headers: ContentHeaders { content_type: Some("image/png".into()), expires: Some(String::new()), ..ContentHeaders::default() },
-            user_metadata: vec![MetaPair { name: "owner".into(), value: "me".into() }],
+            headers: ContentHeaders {
+                content_type: Some("image/png".into()),
+                expires: Some(String::new()),
+                ..ContentHeaders::default()
+            },
+            user_metadata: vec![MetaPair {
+                name: "owner".into(),
+                value: "me".into(),
+            }],
         }
     }
 
@@ -260,7 +317,10 @@ mod tests {
         let manifest = sample();
         let footer = encode(&manifest);
         assert_eq!(decode(&footer).unwrap(), manifest);
-        assert_eq!(footer_len(&footer[footer.len() - TRAILER_BYTES..]).unwrap(), footer.len());
+        assert_eq!(
+            footer_len(&footer[footer.len() - TRAILER_BYTES..]).unwrap(),
+            footer.len()
+        );
         let mut other = manifest.clone();
         other.md5 = [0; 16];
         other.checksum = Some((1, vec![0; 4]));

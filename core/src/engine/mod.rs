@@ -14,6 +14,7 @@
 
 pub mod manifest;
 pub mod policy;
+pub mod purge;
 pub mod put;
 pub mod read;
 
@@ -40,20 +41,38 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("sites", &self.sites.len()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("sites", &self.sites.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// An engine over `sites`.
     #[must_use]
-    pub fn new(sites: Vec<Site>, placement: policy::Placement, write_quorum: usize, object_size_max: u64) -> Self {
-        Engine { sites, codecs: RefCell::new(Vec::new()), placement, write_quorum, object_size_max }
+    pub fn new(
+        sites: Vec<Site>,
+        placement: policy::Placement,
+        write_quorum: usize,
+        object_size_max: u64,
+    ) -> Self {
+        Engine {
+            sites,
+            codecs: RefCell::new(Vec::new()),
+            placement,
+            write_quorum,
+            object_size_max,
+        }
     }
 
     /// Runs `f` with the codec for (k, m), building it on first use. Never held across an
     /// await: the borrow ends when `f` returns.
-    pub fn with_codec<R>(&self, k: usize, m: usize, f: impl FnOnce(&mut Codec) -> R) -> Result<R, S3Error> {
+    pub fn with_codec<R>(
+        &self,
+        k: usize,
+        m: usize,
+        f: impl FnOnce(&mut Codec) -> R,
+    ) -> Result<R, S3Error> {
         let mut codecs = self.codecs.borrow_mut();
         if let Some((_, codec)) = codecs.iter_mut().find(|(shape, _)| *shape == (k, m)) {
             return Ok(f(codec));
@@ -105,5 +124,7 @@ pub fn unavailable(message: impl Into<String>) -> S3Error {
 /// Milliseconds since the epoch.
 #[must_use]
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

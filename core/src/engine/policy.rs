@@ -44,29 +44,48 @@ pub struct Resolved {
 pub fn parse(text: &str) -> Result<Policy, String> {
     let parts: Vec<&str> = text.split(':').collect();
     let km = |s: &str| -> Result<(u8, u8), String> {
-        let (k, m) = s.split_once('+').ok_or_else(|| format!("`{s}` is not K+M"))?;
-        Ok((k.parse().map_err(|_| format!("bad k in `{s}`"))?, m.parse().map_err(|_| format!("bad m in `{s}`"))?))
+        let (k, m) = s
+            .split_once('+')
+            .ok_or_else(|| format!("`{s}` is not K+M"))?;
+        Ok((
+            k.parse().map_err(|_| format!("bad k in `{s}`"))?,
+            m.parse().map_err(|_| format!("bad m in `{s}`"))?,
+        ))
     };
     let chunk = |s: Option<&&str>| -> Result<u32, String> {
-        s.map_or(Ok(tessera_ec::CHUNK_SIZE_DEFAULT), |s| s.parse().map_err(|_| format!("bad chunk size `{s}`")))
+        s.map_or(Ok(tessera_ec::CHUNK_SIZE_DEFAULT), |s| {
+            s.parse().map_err(|_| format!("bad chunk size `{s}`"))
+        })
     };
     let policy = match parts.as_slice() {
         ["ec", shape, rest @ ..] if rest.len() <= 1 => {
             let (k, m) = km(shape)?;
-            Policy::Ec { k, m, chunk_size: chunk(rest.first())? }
+            Policy::Ec {
+                k,
+                m,
+                chunk_size: chunk(rest.first())?,
+            }
         }
-        ["replica", n] => Policy::Replica { n: n.parse().map_err(|_| format!("bad replica count `{n}`"))? },
+        ["replica", n] => Policy::Replica {
+            n: n.parse().map_err(|_| format!("bad replica count `{n}`"))?,
+        },
         ["hybrid", threshold, n, shape, rest @ ..] if rest.len() <= 1 => {
             let (k, m) = km(shape)?;
             Policy::Hybrid {
-                threshold: threshold.parse().map_err(|_| format!("bad threshold `{threshold}`"))?,
+                threshold: threshold
+                    .parse()
+                    .map_err(|_| format!("bad threshold `{threshold}`"))?,
                 n: n.parse().map_err(|_| format!("bad replica count `{n}`"))?,
                 k,
                 m,
                 chunk_size: chunk(rest.first())?,
             }
         }
-        _ => return Err(format!("`{text}` is not ec:K+M[:CHUNK], replica:N or hybrid:THRESHOLD:N:K+M[:CHUNK]")),
+        _ => {
+            return Err(format!(
+                "`{text}` is not ec:K+M[:CHUNK], replica:N or hybrid:THRESHOLD:N:K+M[:CHUNK]"
+            ))
+        }
     };
     Ok(policy)
 }
@@ -76,12 +95,20 @@ pub fn validate(policy: &Policy, sites: usize) -> Result<(), String> {
     let check_ec = |k: u8, m: u8, chunk_size: u32| -> Result<(), String> {
         let n = usize::from(k) + usize::from(m);
         if k == 0 || n > tessera_ec::SHARDS_MAX {
-            return Err(format!("ec {k}+{m}: need 1 <= k and k + m <= {}", tessera_ec::SHARDS_MAX));
+            return Err(format!(
+                "ec {k}+{m}: need 1 <= k and k + m <= {}",
+                tessera_ec::SHARDS_MAX
+            ));
         }
         if n > sites {
-            return Err(format!("ec {k}+{m} needs {n} sites but {sites} are configured"));
+            return Err(format!(
+                "ec {k}+{m} needs {n} sites but {sites} are configured"
+            ));
         }
-        if chunk_size == 0 || chunk_size > tessera_ec::CHUNK_SIZE_MAX || chunk_size % tessera_ec::CHUNK_ALIGN != 0 {
+        if chunk_size == 0
+            || chunk_size > tessera_ec::CHUNK_SIZE_MAX
+            || chunk_size % tessera_ec::CHUNK_ALIGN != 0
+        {
             return Err(format!(
                 "chunk size {chunk_size} must be a positive multiple of {} up to {}",
                 tessera_ec::CHUNK_ALIGN,
@@ -92,14 +119,22 @@ pub fn validate(policy: &Policy, sites: usize) -> Result<(), String> {
     };
     let check_replica = |n: u8| -> Result<(), String> {
         if n == 0 || usize::from(n) > sites {
-            return Err(format!("replica {n} needs 1..={sites} copies (one per site)"));
+            return Err(format!(
+                "replica {n} needs 1..={sites} copies (one per site)"
+            ));
         }
         Ok(())
     };
     match *policy {
         Policy::Ec { k, m, chunk_size } => check_ec(k, m, chunk_size),
         Policy::Replica { n } => check_replica(n),
-        Policy::Hybrid { n, k, m, chunk_size, .. } => {
+        Policy::Hybrid {
+            n,
+            k,
+            m,
+            chunk_size,
+            ..
+        } => {
             check_replica(n)?;
             check_ec(k, m, chunk_size)
         }
@@ -110,13 +145,31 @@ pub fn validate(policy: &Policy, sites: usize) -> Result<(), String> {
 #[must_use]
 pub fn resolve(policy: &Policy, size: u64) -> (Policy, Resolved) {
     match *policy {
-        Policy::Ec { k, m, chunk_size } => {
-            (*policy, Resolved { k: usize::from(k), n: usize::from(k) + usize::from(m), chunk_size, replica: false })
-        }
-        Policy::Replica { n } => {
-            (*policy, Resolved { k: 1, n: usize::from(n), chunk_size: tessera_ec::CHUNK_SIZE_DEFAULT, replica: true })
-        }
-        Policy::Hybrid { threshold, n, k, m, chunk_size } => {
+        Policy::Ec { k, m, chunk_size } => (
+            *policy,
+            Resolved {
+                k: usize::from(k),
+                n: usize::from(k) + usize::from(m),
+                chunk_size,
+                replica: false,
+            },
+        ),
+        Policy::Replica { n } => (
+            *policy,
+            Resolved {
+                k: 1,
+                n: usize::from(n),
+                chunk_size: tessera_ec::CHUNK_SIZE_DEFAULT,
+                replica: true,
+            },
+        ),
+        Policy::Hybrid {
+            threshold,
+            n,
+            k,
+            m,
+            chunk_size,
+        } => {
             if size < threshold {
                 resolve(&Policy::Replica { n }, size)
             } else {
@@ -171,12 +224,32 @@ mod tests {
     /// Policy strings parse into the documented shapes and bad ones name the problem.
     #[test]
     fn parses_policies() {
-        assert_eq!(parse("ec:2+1").unwrap(), Policy::Ec { k: 2, m: 1, chunk_size: 1 << 20 });
-        assert_eq!(parse("ec:4+2:65536").unwrap(), Policy::Ec { k: 4, m: 2, chunk_size: 65536 });
+        assert_eq!(
+            parse("ec:2+1").unwrap(),
+            Policy::Ec {
+                k: 2,
+                m: 1,
+                chunk_size: 1 << 20
+            }
+        );
+        assert_eq!(
+            parse("ec:4+2:65536").unwrap(),
+            Policy::Ec {
+                k: 4,
+                m: 2,
+                chunk_size: 65536
+            }
+        );
         assert_eq!(parse("replica:3").unwrap(), Policy::Replica { n: 3 });
         assert_eq!(
             parse("hybrid:1048576:3:4+2").unwrap(),
-            Policy::Hybrid { threshold: 1 << 20, n: 3, k: 4, m: 2, chunk_size: 1 << 20 }
+            Policy::Hybrid {
+                threshold: 1 << 20,
+                n: 3,
+                k: 4,
+                m: 2,
+                chunk_size: 1 << 20
+            }
         );
         for bad in ["ec:2", "ec:a+1", "raid:5", "replica", "hybrid:x:3:4+2", ""] {
             assert!(parse(bad).is_err(), "{bad}");
@@ -186,10 +259,43 @@ mod tests {
     /// A policy needing more sites than exist, or impossible shapes, are refused.
     #[test]
     fn validates_against_sites() {
-        assert!(validate(&Policy::Ec { k: 2, m: 1, chunk_size: 1 << 20 }, 3).is_ok());
-        assert!(validate(&Policy::Ec { k: 4, m: 2, chunk_size: 1 << 20 }, 3).unwrap_err().contains("needs 6 sites"));
-        assert!(validate(&Policy::Ec { k: 0, m: 1, chunk_size: 1 << 20 }, 3).is_err());
-        assert!(validate(&Policy::Ec { k: 2, m: 1, chunk_size: 100 }, 3).is_err());
+        assert!(validate(
+            &Policy::Ec {
+                k: 2,
+                m: 1,
+                chunk_size: 1 << 20
+            },
+            3
+        )
+        .is_ok());
+        assert!(validate(
+            &Policy::Ec {
+                k: 4,
+                m: 2,
+                chunk_size: 1 << 20
+            },
+            3
+        )
+        .unwrap_err()
+        .contains("needs 6 sites"));
+        assert!(validate(
+            &Policy::Ec {
+                k: 0,
+                m: 1,
+                chunk_size: 1 << 20
+            },
+            3
+        )
+        .is_err());
+        assert!(validate(
+            &Policy::Ec {
+                k: 2,
+                m: 1,
+                chunk_size: 100
+            },
+            3
+        )
+        .is_err());
         assert!(validate(&Policy::Replica { n: 4 }, 3).is_err());
         assert!(validate(&Policy::Replica { n: 0 }, 3).is_err());
     }
@@ -197,7 +303,13 @@ mod tests {
     /// Hybrid resolves by size; quorums follow the documented defaults.
     #[test]
     fn resolves_and_quorums() {
-        let hybrid = Policy::Hybrid { threshold: 100, n: 3, k: 4, m: 2, chunk_size: 1 << 20 };
+        let hybrid = Policy::Hybrid {
+            threshold: 100,
+            n: 3,
+            k: 4,
+            m: 2,
+            chunk_size: 1 << 20,
+        };
         let (small, shape) = resolve(&hybrid, 99);
         assert_eq!(small, Policy::Replica { n: 3 });
         assert_eq!((shape.k, shape.n, shape.replica), (1, 3, true));
@@ -205,7 +317,14 @@ mod tests {
         let (_, shape) = resolve(&hybrid, 100);
         assert_eq!((shape.k, shape.n, shape.replica), (4, 6, false));
         assert_eq!(default_write_quorum(&shape), 5);
-        let (_, shape) = resolve(&Policy::Ec { k: 3, m: 0, chunk_size: 64 }, 1);
+        let (_, shape) = resolve(
+            &Policy::Ec {
+                k: 3,
+                m: 0,
+                chunk_size: 64,
+            },
+            1,
+        );
         assert_eq!(default_write_quorum(&shape), 3);
     }
 

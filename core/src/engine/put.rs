@@ -68,29 +68,52 @@ pub fn checksum_code(algorithm: tessera_http::checksum::ChecksumAlgorithm) -> u8
 }
 
 fn placeholder_digest(code: u8) -> Vec<u8> {
-    vec![0; match code { 1 | 2 => 4, 3 => 8, 4 => 20, _ => 32 }]
+    vec![
+        0;
+        match code {
+            1 | 2 => 4,
+            3 => 8,
+            4 => 20,
+            _ => 32,
+        }
+    ]
 }
 
 impl Engine {
     /// Stores one object from `body`. On success the body has been read and verified to its end
     /// and at least a write quorum of shards is durable.
-    pub async fn put(&self, request: &PutRequest<'_>, mut body: RequestBody<'_, '_>) -> Result<Stored, S3Error> {
+    pub async fn put(
+        &self,
+        request: &PutRequest<'_>,
+        mut body: RequestBody<'_, '_>,
+    ) -> Result<Stored, S3Error> {
         if request.size > self.object_size_max {
             return Err(S3Error::new(
                 S3ErrorCode::EntityTooLarge,
-                format!("Your proposed upload exceeds the maximum allowed size of {} bytes", self.object_size_max),
+                format!(
+                    "Your proposed upload exceeds the maximum allowed size of {} bytes",
+                    self.object_size_max
+                ),
             ));
         }
         let (policy_used, shape) = policy::resolve(request.policy, request.size);
         if shape.n > self.sites.len() {
-            return Err(unavailable(format!("the policy needs {} sites; {} are configured", shape.n, self.sites.len())));
+            return Err(unavailable(format!(
+                "the policy needs {} sites; {} are configured",
+                shape.n,
+                self.sites.len()
+            )));
         }
         let chunk_size = tessera_ec::chunk_size_for(request.size, shape.k, shape.chunk_size);
-        let layout = Layout::new(request.size, shape.k, chunk_size).map_err(|e| internal(format!("layout: {e}")))?;
+        let layout = Layout::new(request.size, shape.k, chunk_size)
+            .map_err(|e| internal(format!("layout: {e}")))?;
         let quorum = self.quorum(&shape);
-        let version_id = u64::from_le_bytes(random_id()?[..8].try_into().map_err(|_| internal("id"))?);
+        let version_id =
+            u64::from_le_bytes(random_id()?[..8].try_into().map_err(|_| internal("id"))?);
         let mtime_ms = now_ms();
-        let ids: Vec<_> = (0..shape.n).map(|_| random_id()).collect::<Result<_, _>>()?;
+        let ids: Vec<_> = (0..shape.n)
+            .map(|_| random_id())
+            .collect::<Result<_, _>>()?;
         let placed = policy::place(self.placement, &ids[0], shape.n, self.sites.len());
         let mut manifests: Vec<Manifest> = (0..shape.n)
             .map(|shard| Manifest {
@@ -104,7 +127,9 @@ impl Engine {
                 mtime_ms,
                 md5: [0; 16],
                 etag_parts: 0,
-                checksum: request.checksum_algorithm.map(|c| (c, placeholder_digest(c))),
+                checksum: request
+                    .checksum_algorithm
+                    .map(|c| (c, placeholder_digest(c))),
                 bucket: request.bucket.to_owned(),
                 key: request.key.to_owned(),
                 headers: request.headers.clone(),
@@ -117,7 +142,11 @@ impl Engine {
         // Open every shard writer in parallel.
         let opened = join_all(ids.iter().zip(&placed).map(|(id, &site)| {
             let key = backend_key(id);
-            async move { self.sites[usize::from(site)].put_shard(&key, shard_len).await }
+            async move {
+                self.sites[usize::from(site)]
+                    .put_shard(&key, shard_len)
+                    .await
+            }
         }))
         .await;
         let mut writers: Vec<Option<ShardWriter>> = opened.into_iter().map(Result::ok).collect();
@@ -126,7 +155,9 @@ impl Engine {
             return Err(e);
         }
 
-        let result = self.write_stripes(&shape, &layout, &mut body, &mut writers, quorum).await;
+        let result = self
+            .write_stripes(&shape, &layout, &mut body, &mut writers, quorum)
+            .await;
         let digest = match result {
             Ok(()) => body.finish().await,
             Err(e) => Err(e),
@@ -140,36 +171,50 @@ impl Engine {
         };
 
         // Footers now that the ETag and checksum are known, then make the shards durable.
-        let md5 = digest.md5.ok_or_else(|| internal("the body MD5 was not computed"))?;
+        let md5 = digest
+            .md5
+            .ok_or_else(|| internal("the body MD5 was not computed"))?;
         for manifest in &mut manifests {
             manifest.md5 = md5;
-            if let (Some((_, value)), Some(checksum)) = (&mut manifest.checksum, digest.checksum.as_ref()) {
+            if let (Some((_, value)), Some(checksum)) =
+                (&mut manifest.checksum, digest.checksum.as_ref())
+            {
                 value.clear();
                 value.extend_from_slice(checksum.as_bytes());
             }
         }
         let footers: Vec<Vec<u8>> = manifests.iter().map(manifest::encode).collect();
-        let written = join_all(writers.iter_mut().zip(footers).map(|(writer, footer)| async move {
-            match writer {
-                Some(w) => w.write(footer).await.0.is_ok(),
-                None => false,
-            }
-        }))
-        .await;
-        let finished = join_all(writers.into_iter().zip(written).map(|(writer, ok)| async move {
-            match (writer, ok) {
-                (Some(w), true) => w.finish().await.is_ok(),
-                (Some(w), false) => {
-                    w.abort().await;
-                    false
+        let written = join_all(writers.iter_mut().zip(footers).map(
+            |(writer, footer)| async move {
+                match writer {
+                    Some(w) => w.write(footer).await.0.is_ok(),
+                    None => false,
                 }
-                (None, _) => false,
-            }
-        }))
+            },
+        ))
+        .await;
+        let finished = join_all(
+            writers
+                .into_iter()
+                .zip(written)
+                .map(|(writer, ok)| async move {
+                    match (writer, ok) {
+                        (Some(w), true) => w.finish().await.is_ok(),
+                        (Some(w), false) => {
+                            w.abort().await;
+                            false
+                        }
+                        (None, _) => false,
+                    }
+                }),
+        )
         .await;
         let durable = finished.iter().filter(|&&ok| ok).count();
         if durable < quorum {
-            return Err(unavailable(format!("only {durable} of {} shards became durable (quorum {quorum})", shape.n)));
+            return Err(unavailable(format!(
+                "only {durable} of {} shards became durable (quorum {quorum})",
+                shape.n
+            )));
         }
         let shards = ids
             .into_iter()
@@ -178,10 +223,21 @@ impl Engine {
             .map(|((backend_id, site), ok)| Shard {
                 site,
                 backend_id,
-                state: if ok { ShardState::Durable } else { ShardState::Pending },
+                state: if ok {
+                    ShardState::Durable
+                } else {
+                    ShardState::Pending
+                },
             })
             .collect();
-        Ok(Stored { policy: policy_used, chunk_size, shards, digest, version_id, mtime_ms })
+        Ok(Stored {
+            policy: policy_used,
+            chunk_size,
+            shards,
+            digest,
+            version_id,
+            mtime_ms,
+        })
     }
 
     /// Reads the body stripe by stripe, encodes, and writes every chunk (with its checksum) to
@@ -195,7 +251,9 @@ impl Engine {
         quorum: usize,
     ) -> Result<(), S3Error> {
         let chunk_capacity = layout.chunk_size() as usize + tessera_ec::CHECKSUM_LEN;
-        let mut buffers: Vec<Vec<u8>> = (0..shape.n).map(|_| Vec::with_capacity(chunk_capacity)).collect();
+        let mut buffers: Vec<Vec<u8>> = (0..shape.n)
+            .map(|_| Vec::with_capacity(chunk_capacity))
+            .collect();
         let mut checksums = vec![0_u64; shape.n];
         for index in 0..layout.stripe_count() {
             let stripe = layout.stripe(index);
@@ -203,7 +261,8 @@ impl Engine {
             for (i, buffer) in buffers.iter_mut().enumerate().take(shape.k) {
                 buffer.clear();
                 let range = stripe.data_chunk_range(i);
-                body.read_exact_into(buffer, (range.end - range.start) as usize).await?;
+                body.read_exact_into(buffer, (range.end - range.start) as usize)
+                    .await?;
                 buffer.resize(chunk_len, 0);
             }
             if shape.replica {
@@ -231,17 +290,21 @@ impl Engine {
                 buffer.extend_from_slice(&tessera_ec::checksum_trailer(*checksum));
             }
             let taken: Vec<Vec<u8>> = buffers.iter_mut().map(std::mem::take).collect();
-            let results = join_all(writers.iter_mut().zip(taken).map(|(writer, buffer)| async move {
-                match writer {
-                    Some(w) => {
-                        let (result, buffer) = w.write(buffer).await;
-                        (result.is_ok(), buffer)
+            let results = join_all(writers.iter_mut().zip(taken).map(
+                |(writer, buffer)| async move {
+                    match writer {
+                        Some(w) => {
+                            let (result, buffer) = w.write(buffer).await;
+                            (result.is_ok(), buffer)
+                        }
+                        None => (false, buffer),
                     }
-                    None => (false, buffer),
-                }
-            }))
+                },
+            ))
             .await;
-            for ((writer, buffer), (ok, returned)) in writers.iter_mut().zip(buffers.iter_mut()).zip(results) {
+            for ((writer, buffer), (ok, returned)) in
+                writers.iter_mut().zip(buffers.iter_mut()).zip(results)
+            {
                 *buffer = returned;
                 if !ok {
                     if let Some(failed) = writer.take() {
@@ -258,7 +321,10 @@ impl Engine {
 fn check_quorum(writers: &[Option<ShardWriter>], quorum: usize) -> Result<(), S3Error> {
     let live = writers.iter().filter(|w| w.is_some()).count();
     if live < quorum {
-        return Err(unavailable(format!("only {live} of {} sites accept writes (quorum {quorum})", writers.len())));
+        return Err(unavailable(format!(
+            "only {live} of {} sites accept writes (quorum {quorum})",
+            writers.len()
+        )));
     }
     Ok(())
 }

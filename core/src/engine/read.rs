@@ -44,7 +44,9 @@ pub struct ObjectReader {
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectReader").field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("ObjectReader")
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,12 +54,16 @@ impl ObjectReader {
     /// A reader of `range` (non-empty, within the object) of `object`.
     pub fn new(engine: Rc<Engine>, object: Object, range: Range<u64>) -> Result<Self, S3Error> {
         let shape = policy::stored_shape(&object.policy, object.chunk_size);
-        let layout = Layout::new(object.size, shape.k, object.chunk_size).map_err(|e| internal(format!("layout: {e}")))?;
+        let layout = Layout::new(object.size, shape.k, object.chunk_size)
+            .map_err(|e| internal(format!("layout: {e}")))?;
         let stripe_bytes = layout.stripe_data_size();
         let (next_stripe, end_stripe) = if range.is_empty() {
             (0, 0)
         } else {
-            (range.start / stripe_bytes, (range.end - 1) / stripe_bytes + 1)
+            (
+                range.start / stripe_bytes,
+                (range.end - 1) / stripe_bytes + 1,
+            )
         };
         let mut bad = ShardSet::EMPTY;
         for (index, shard) in object.shards.iter().enumerate() {
@@ -65,7 +71,17 @@ impl ObjectReader {
                 bad = bad.with(index);
             }
         }
-        Ok(ObjectReader { engine, object, shape, layout, range, next_stripe, end_stripe, bad, ready: None })
+        Ok(ObjectReader {
+            engine,
+            object,
+            shape,
+            layout,
+            range,
+            next_stripe,
+            end_stripe,
+            bad,
+            ready: None,
+        })
     }
 
     /// Fetches the first piece now, so that an unreadable object fails before a response head
@@ -99,7 +115,10 @@ impl ObjectReader {
             let stripe = self.layout.stripe(index);
             for i in 0..self.shape.k {
                 let chunk = stripe.data_chunk_range(i);
-                if chunk.start < self.range.end && chunk.end > self.range.start && chunk.start < chunk.end {
+                if chunk.start < self.range.end
+                    && chunk.end > self.range.start
+                    && chunk.start < chunk.end
+                {
                     needed = needed.with(i);
                 }
             }
@@ -116,7 +135,16 @@ impl ObjectReader {
         let site = &self.engine.sites[usize::from(shard.site)];
         let buffer = Vec::with_capacity(len as usize);
         let key = backend_key(&shard.backend_id);
-        let (result, buffer) = site.get_range(&key, ByteRange { start: stored.start, len }, buffer).await;
+        let (result, buffer) = site
+            .get_range(
+                &key,
+                ByteRange {
+                    start: stored.start,
+                    len,
+                },
+                buffer,
+            )
+            .await;
         if result.ok()? as u64 != len {
             return None;
         }
@@ -134,7 +162,10 @@ impl ObjectReader {
     /// Fetches the batch: the needed data shards first (for replicas, the first good copy);
     /// if any fails, more shards until k are good, then reconstructs. Returns, per shard
     /// index, its chunks (one per stripe) when they were fetched or rebuilt.
-    async fn fetch_batch(&mut self, stripes: Range<u64>) -> Result<Vec<Option<Vec<Vec<u8>>>>, S3Error> {
+    async fn fetch_batch(
+        &mut self,
+        stripes: Range<u64>,
+    ) -> Result<Vec<Option<Vec<Vec<u8>>>>, S3Error> {
         let n = self.shape.n;
         let mut have: Vec<Option<Vec<Vec<u8>>>> = vec![None; n];
         if self.shape.replica {
@@ -154,7 +185,11 @@ impl ObjectReader {
         let mut want: Vec<usize> = needed.iter().filter(|&i| !self.bad.contains(i)).collect();
         let mut good = ShardSet::EMPTY;
         loop {
-            let fetched = join_all(want.iter().map(|&index| self.fetch_shard(index, stripes.clone()))).await;
+            let fetched = join_all(
+                want.iter()
+                    .map(|&index| self.fetch_shard(index, stripes.clone())),
+            )
+            .await;
             for (&index, chunks) in want.iter().zip(fetched) {
                 match chunks {
                     Some(chunks) => {
@@ -169,7 +204,10 @@ impl ObjectReader {
             }
             // Degraded: read other shards (remaining data first, then parity) until k are good.
             let missing = self.shape.k.saturating_sub(good.len());
-            want = (0..n).filter(|&i| !good.contains(i) && !self.bad.contains(i)).take(missing).collect();
+            want = (0..n)
+                .filter(|&i| !good.contains(i) && !self.bad.contains(i))
+                .take(missing)
+                .collect();
             if good.len() >= self.shape.k {
                 break;
             }
@@ -212,7 +250,9 @@ impl ObjectReader {
                 })
                 .collect();
             self.engine
-                .with_codec(k, n - k, |codec| codec.reconstruct(&mut shards, present, rebuild_set))?
+                .with_codec(k, n - k, |codec| {
+                    codec.reconstruct(&mut shards, present, rebuild_set)
+                })?
                 .map_err(|e| internal(format!("reconstruct: {e}")))?;
             for &i in &rebuild {
                 if let Some(chunks) = &mut have[i] {

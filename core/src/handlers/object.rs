@@ -13,8 +13,8 @@ use tessera_http::s3::router::ObjectReadParams;
 use tessera_http::sigv4::Verified;
 use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{
-    partition_of, Checksum, ChecksumAlgorithm, ContentHeaders, ETag, MetaPair, MetaRequest, MetaResponse, Object,
-    Op, QueueEntry, QueueKind, Tombstone,
+    partition_of, Checksum, ChecksumAlgorithm, ContentHeaders, ETag, MetaPair, MetaRequest,
+    MetaResponse, Object, Op, QueueEntry, QueueKind, Tombstone,
 };
 
 use super::{answer, bucket, unexpected};
@@ -39,13 +39,17 @@ pub fn etag_text(etag: &ETag) -> String {
 }
 
 fn no_such_key(bucket: &str, key: &str) -> S3Error {
-    S3Error::new(S3ErrorCode::NoSuchKey, "The specified key does not exist.").with_resource(format!("/{bucket}/{key}"))
+    S3Error::new(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+        .with_resource(format!("/{bucket}/{key}"))
 }
 
 /// The current record of `(bucket, key)` from its owning core.
 pub async fn lookup(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<Option<Object>, S3Error> {
     let owner = partition_of(bucket, key, ctx.meta.cores());
-    let request = MetaRequest::Object { bucket: bucket.to_owned(), key: key.to_owned() };
+    let request = MetaRequest::Object {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    };
     match answer(ctx.meta.call(owner, request).await)? {
         MetaResponse::Object(object) => Ok(object),
         other => Err(unexpected(&other)),
@@ -64,7 +68,10 @@ async fn commit_owned(ctx: &CoreCtx, bucket: &str, key: &str, ops: Vec<Op>) -> R
 /// Queues the shards of a replaced or deleted object for deletion at their sites (this core's
 /// purge queue; the purge worker drains it).
 async fn queue_purge(ctx: &CoreCtx, old: &Object) {
-    let shards = old.shards.iter().chain(old.parts.iter().flat_map(|p| p.shards.iter()));
+    let shards = old
+        .shards
+        .iter()
+        .chain(old.parts.iter().flat_map(|p| p.shards.iter()));
     let ops: Vec<Op> = shards
         .enumerate()
         .map(|(index, shard)| {
@@ -96,10 +103,17 @@ fn content_headers(head: &RequestHead) -> ContentHeaders {
     let get = |name: &str| head.header(name).map(str::to_owned);
     ContentHeaders {
         content_type: get("content-type"),
-        content_encoding: get("content-encoding").filter(|v| !v.eq_ignore_ascii_case("aws-chunked")).map(|v| {
-            // aws-chunked is a transfer detail of the request, not part of the stored encoding.
-            v.split(',').map(str::trim).filter(|c| !c.eq_ignore_ascii_case("aws-chunked")).collect::<Vec<_>>().join(",")
-        }).filter(|v| !v.is_empty()),
+        content_encoding: get("content-encoding")
+            .filter(|v| !v.eq_ignore_ascii_case("aws-chunked"))
+            .map(|v| {
+                // aws-chunked is a transfer detail of the request, not part of the stored encoding.
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.eq_ignore_ascii_case("aws-chunked"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|v| !v.is_empty()),
         content_disposition: get("content-disposition"),
         content_language: get("content-language"),
         cache_control: get("cache-control"),
@@ -111,8 +125,14 @@ fn user_metadata(head: &RequestHead) -> Result<Vec<MetaPair>, S3Error> {
     let mut pairs: Vec<MetaPair> = head
         .headers()
         .filter_map(|(name, value)| {
-            let suffix = name.get(..11).filter(|p| p.eq_ignore_ascii_case("x-amz-meta-")).map(|_| &name[11..])?;
-            Some(MetaPair { name: suffix.to_ascii_lowercase(), value: value.to_owned() })
+            let suffix = name
+                .get(..11)
+                .filter(|p| p.eq_ignore_ascii_case("x-amz-meta-"))
+                .map(|_| &name[11..])?;
+            Some(MetaPair {
+                name: suffix.to_ascii_lowercase(),
+                value: value.to_owned(),
+            })
         })
         .collect();
     pairs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -162,17 +182,32 @@ pub async fn put(
     let if_none_match = head.header("if-none-match");
     let if_match = head.header("if-match");
     if if_none_match.is_some_and(|v| v.trim() != "*") {
-        return Err(S3Error::new(S3ErrorCode::NotImplemented, "If-None-Match on PUT supports only *"));
+        return Err(S3Error::new(
+            S3ErrorCode::NotImplemented,
+            "If-None-Match on PUT supports only *",
+        ));
     }
     if if_none_match.is_some() || if_match.is_some() {
         let current = lookup(ctx, bucket_name, key).await?;
-        check_write_conditions(current.as_ref(), if_none_match.is_some(), if_match, bucket_name, key)?;
+        check_write_conditions(
+            current.as_ref(),
+            if_none_match.is_some(),
+            if_match,
+            bucket_name,
+            key,
+        )?;
     }
     let body = RequestBody::new(reader, &verified.payload, integrity, true)?;
     let size = body.length().ok_or_else(|| {
-        S3Error::new(S3ErrorCode::MissingContentLength, "You must provide the Content-Length HTTP header.")
+        S3Error::new(
+            S3ErrorCode::MissingContentLength,
+            "You must provide the Content-Length HTTP header.",
+        )
     })?;
-    let algorithm = integrity.checksum.map(|c| c.algorithm()).or(integrity.trailer);
+    let algorithm = integrity
+        .checksum
+        .map(|c| c.algorithm())
+        .or(integrity.trailer);
     let request = PutRequest {
         bucket: bucket_name,
         key,
@@ -183,7 +218,10 @@ pub async fn put(
         checksum_algorithm: algorithm.map(checksum_code),
     };
     let stored = ctx.engine.put(&request, body).await?;
-    let md5 = stored.digest.md5.ok_or_else(|| crate::engine::internal("no MD5"))?;
+    let md5 = stored
+        .digest
+        .md5
+        .ok_or_else(|| crate::engine::internal("no MD5"))?;
     let checksum = stored.digest.checksum;
     let object = Object {
         bucket: bucket_name.to_owned(),
@@ -195,7 +233,10 @@ pub async fn put(
         user_metadata,
         checksums: checksum
             .iter()
-            .map(|c| Checksum { algorithm: meta_algorithm(c.algorithm()), value: c.as_bytes().to_vec() })
+            .map(|c| Checksum {
+                algorithm: meta_algorithm(c.algorithm()),
+                value: c.as_bytes().to_vec(),
+            })
             .collect(),
         mtime_ms: stored.mtime_ms,
         policy: stored.policy,
@@ -206,7 +247,13 @@ pub async fn put(
     let previous = lookup(ctx, bucket_name, key).await?;
     if if_none_match.is_some() || if_match.is_some() {
         // Re-checked just before the commit: another writer may have won while we streamed.
-        check_write_conditions(previous.as_ref(), if_none_match.is_some(), if_match, bucket_name, key)?;
+        check_write_conditions(
+            previous.as_ref(),
+            if_none_match.is_some(),
+            if_match,
+            bucket_name,
+            key,
+        )?;
     }
     let etag = etag_text(&object.etag);
     commit_owned(ctx, bucket_name, key, vec![Op::PutObject(object)]).await?;
@@ -228,12 +275,20 @@ fn check_write_conditions(
     key: &str,
 ) -> Result<(), S3Error> {
     if if_none_match_star && current.is_some() {
-        return Err(S3Error::new(S3ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        return Err(S3Error::new(
+            S3ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ));
     }
     if let Some(expected) = if_match {
-        let Some(current) = current else { return Err(no_such_key(bucket, key)) };
+        let Some(current) = current else {
+            return Err(no_such_key(bucket, key));
+        };
         if !etag_matches(expected, &etag_text(&current.etag)) {
-            return Err(S3Error::new(S3ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+            return Err(S3Error::new(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ));
         }
     }
     Ok(())
@@ -242,13 +297,19 @@ fn check_write_conditions(
 /// True when an `If-Match` / `If-None-Match` list names `etag` (or is `*`).
 fn etag_matches(list: &str, etag: &str) -> bool {
     list.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.trim_start_matches("W/") == etag || format!("\"{candidate}\"") == etag
+        candidate == "*"
+            || candidate.trim_start_matches("W/") == etag
+            || format!("\"{candidate}\"") == etag
     })
 }
 
 /// Parses an HTTP date; `None` when malformed (the condition is then ignored, as RFC 9110 says).
 fn http_date(value: &str) -> Option<u64> {
-    httpdate::parse_http_date(value).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+    httpdate::parse_http_date(value)
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// RFC 9110 §13.2.2 evaluation order for GET/HEAD: 412 or 304, or `None` to proceed.
@@ -285,11 +346,17 @@ fn parse_range(value: Option<&str>) -> Option<ByteRange> {
     }
     let (first, last) = spec.split_once('-')?;
     let number = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
     };
     match (first.trim(), last.trim()) {
-        ("", suffix) => Some(ByteRange::Suffix { len: number(suffix)? }),
-        (first, "") => Some(ByteRange::From { first: number(first)? }),
+        ("", suffix) => Some(ByteRange::Suffix {
+            len: number(suffix)?,
+        }),
+        (first, "") => Some(ByteRange::From {
+            first: number(first)?,
+        }),
         (first, last) => {
             let (first, last) = (number(first)?, number(last)?);
             (first <= last).then_some(ByteRange::Inclusive { first, last })
@@ -298,17 +365,40 @@ fn parse_range(value: Option<&str>) -> Option<ByteRange> {
 }
 
 /// Adds the headers describing `object` (shared by GET and HEAD).
-fn describe(mut response: Response, object: &Object, params: &ObjectReadParams, head: &RequestHead) -> Response {
+fn describe(
+    mut response: Response,
+    object: &Object,
+    params: &ObjectReadParams,
+    head: &RequestHead,
+) -> Response {
     let h = &object.headers;
     let overrides = params.overrides.as_deref();
-    let pick = |own: &Option<String>, over: Option<&Option<String>>| over.and_then(Option::clone).or_else(|| own.clone());
-    let content_type = pick(&h.content_type, overrides.map(|o| &o.content_type)).unwrap_or_else(|| "binary/octet-stream".to_owned());
+    let pick = |own: &Option<String>, over: Option<&Option<String>>| {
+        over.and_then(Option::clone).or_else(|| own.clone())
+    };
+    let content_type = pick(&h.content_type, overrides.map(|o| &o.content_type))
+        .unwrap_or_else(|| "binary/octet-stream".to_owned());
     response.head.header("Content-Type", content_type);
     for (name, value) in [
-        ("Content-Encoding", pick(&h.content_encoding, overrides.map(|o| &o.content_encoding))),
-        ("Content-Disposition", pick(&h.content_disposition, overrides.map(|o| &o.content_disposition))),
-        ("Content-Language", pick(&h.content_language, overrides.map(|o| &o.content_language))),
-        ("Cache-Control", pick(&h.cache_control, overrides.map(|o| &o.cache_control))),
+        (
+            "Content-Encoding",
+            pick(&h.content_encoding, overrides.map(|o| &o.content_encoding)),
+        ),
+        (
+            "Content-Disposition",
+            pick(
+                &h.content_disposition,
+                overrides.map(|o| &o.content_disposition),
+            ),
+        ),
+        (
+            "Content-Language",
+            pick(&h.content_language, overrides.map(|o| &o.content_language)),
+        ),
+        (
+            "Cache-Control",
+            pick(&h.cache_control, overrides.map(|o| &o.cache_control)),
+        ),
         ("Expires", pick(&h.expires, overrides.map(|o| &o.expires))),
     ] {
         if let Some(value) = value {
@@ -316,16 +406,29 @@ fn describe(mut response: Response, object: &Object, params: &ObjectReadParams, 
         }
     }
     response.head.header("ETag", etag_text(&object.etag));
-    response.head.header("Last-Modified", httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(object.mtime_ms)));
+    response.head.header(
+        "Last-Modified",
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(object.mtime_ms)),
+    );
     response.head.header("Accept-Ranges", "bytes");
     for pair in &object.user_metadata {
-        response.head.header(format!("x-amz-meta-{}", pair.name), pair.value.clone());
+        response
+            .head
+            .header(format!("x-amz-meta-{}", pair.name), pair.value.clone());
     }
-    if head.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
+    // A stored checksum covers the whole object: S3 returns it only for whole-object reads.
+    let whole = response.head.status == 200;
+    if whole
+        && head
+            .header("x-amz-checksum-mode")
+            .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+    {
         for checksum in &object.checksums {
             let algorithm = http_algorithm(checksum.algorithm);
             if let Some(value) = ChecksumValue::from_bytes(algorithm, &checksum.value) {
-                response.head.header(algorithm.header_name(), value.to_base64());
+                response
+                    .head
+                    .header(algorithm.header_name(), value.to_base64());
             }
         }
     }
@@ -342,29 +445,47 @@ pub async fn get(
     is_head: bool,
 ) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
-    let object = lookup(ctx, bucket_name, key).await?.ok_or_else(|| no_such_key(bucket_name, key))?;
+    let object = lookup(ctx, bucket_name, key)
+        .await?
+        .ok_or_else(|| no_such_key(bucket_name, key))?;
     if params.version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion, "The specified version does not exist."));
+        return Err(S3Error::new(
+            S3ErrorCode::NoSuchVersion,
+            "The specified version does not exist.",
+        ));
     }
     if params.part_number.is_some_and(|n| n != 1) {
-        return Err(S3Error::new(S3ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable"));
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidPartNumber,
+            "The requested partnumber is not satisfiable",
+        ));
     }
     if let Some(code) = read_conditions(head, &object) {
         if code == S3ErrorCode::NotModified {
             return Ok(Response::empty(304)
                 .with_header("ETag", etag_text(&object.etag))
-                .with_header("Last-Modified", httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(object.mtime_ms))));
+                .with_header(
+                    "Last-Modified",
+                    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(object.mtime_ms)),
+                ));
         }
-        return Err(S3Error::new(code, "At least one of the pre-conditions you specified did not hold"));
+        return Err(S3Error::new(
+            code,
+            "At least one of the pre-conditions you specified did not hold",
+        ));
     }
     let range = parse_range(head.header("range"));
     let resolved = match range {
         Some(range) => match range.resolve(object.size) {
             Ok(resolved) => Some(resolved),
             Err(_) => {
-                let error = S3Error::new(S3ErrorCode::InvalidRange, "The requested range is not satisfiable")
-                    .with_resource(format!("/{bucket_name}/{key}"));
-                return Ok(Response::error(&error, "").with_header("Content-Range", format!("bytes */{}", object.size)));
+                let error = S3Error::new(
+                    S3ErrorCode::InvalidRange,
+                    "The requested range is not satisfiable",
+                )
+                .with_resource(format!("/{bucket_name}/{key}"));
+                return Ok(Response::error(&error, "")
+                    .with_header("Content-Range", format!("bytes */{}", object.size)));
             }
         },
         None => None,
@@ -376,7 +497,15 @@ pub async fn get(
     let mut response = Response::empty(status);
     response.head_only_length = Some(bytes.end - bytes.start);
     if status == 206 {
-        response.head.header("Content-Range", format!("bytes {}-{}/{}", bytes.start, bytes.end.saturating_sub(1), object.size));
+        response.head.header(
+            "Content-Range",
+            format!(
+                "bytes {}-{}/{}",
+                bytes.start,
+                bytes.end.saturating_sub(1),
+                object.size
+            ),
+        );
     }
     response = describe(response, &object, params, head);
     if !is_head && bytes.end > bytes.start {
@@ -412,10 +541,26 @@ mod tests {
     /// Range headers parse per RFC 9110; malformed and multi-ranges are ignored.
     #[test]
     fn ranges() {
-        assert_eq!(parse_range(Some("bytes=0-9")), Some(ByteRange::Inclusive { first: 0, last: 9 }));
-        assert_eq!(parse_range(Some("bytes=5-")), Some(ByteRange::From { first: 5 }));
-        assert_eq!(parse_range(Some("bytes=-3")), Some(ByteRange::Suffix { len: 3 }));
-        for ignored in ["bytes=9-5", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=-", "bytes= -"] {
+        assert_eq!(
+            parse_range(Some("bytes=0-9")),
+            Some(ByteRange::Inclusive { first: 0, last: 9 })
+        );
+        assert_eq!(
+            parse_range(Some("bytes=5-")),
+            Some(ByteRange::From { first: 5 })
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-3")),
+            Some(ByteRange::Suffix { len: 3 })
+        );
+        for ignored in [
+            "bytes=9-5",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes= -",
+        ] {
             assert_eq!(parse_range(Some(ignored)), None, "{ignored}");
         }
     }

@@ -55,7 +55,13 @@ impl<'r, 'c> RequestBody<'r, 'c> {
                 "An aws-chunked body is empty",
             ));
         }
-        Ok(RequestBody { reader, chunked, verifier, length, pending: 0..0 })
+        Ok(RequestBody {
+            reader,
+            chunked,
+            verifier,
+            length,
+            pending: 0..0,
+        })
     }
 
     /// The payload length, when the request declared it.
@@ -100,7 +106,9 @@ impl<'r, 'c> RequestBody<'r, 'c> {
                 decoder.finish().map_err(|e| e.s3_error())?;
                 return Ok(None);
             }
-            let step = decoder.decode(self.reader.bytes(range.clone())).map_err(|e| e.s3_error())?;
+            let step = decoder
+                .decode(self.reader.bytes(range.clone()))
+                .map_err(|e| e.s3_error())?;
             self.reader.advance(step.consumed);
             if !step.data.is_empty() {
                 let start = range.start + step.data.start;
@@ -114,7 +122,10 @@ impl<'r, 'c> RequestBody<'r, 'c> {
             if step.consumed == 0 && !decoder.is_done() {
                 // The decoder keeps partial lines itself, so it always consumes what it is
                 // given; not doing so would loop forever.
-                return Err(S3Error::new(S3ErrorCode::InternalError, "aws-chunked decoder made no progress"));
+                return Err(S3Error::new(
+                    S3ErrorCode::InternalError,
+                    "aws-chunked decoder made no progress",
+                ));
             }
         }
     }
@@ -129,7 +140,10 @@ impl<'r, 'c> RequestBody<'r, 'c> {
                     out.extend_from_slice(data);
                 }
                 None => {
-                    return Err(S3Error::new(S3ErrorCode::IncompleteBody, "The request body ended before its declared length"));
+                    return Err(S3Error::new(
+                        S3ErrorCode::IncompleteBody,
+                        "The request body ended before its declared length",
+                    ));
                 }
             }
         }

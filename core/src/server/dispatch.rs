@@ -97,17 +97,39 @@ async fn handle_inner(
         }
         BodyKind::None | BodyKind::Stream => Vec::new(),
     };
-    route(ctx, endpoint, &verified, &xml_body).await
+    route(
+        ctx, head, reader, endpoint, &verified, &integrity, &xml_body,
+    )
+    .await
 }
 
 async fn route(
     ctx: &CoreCtx,
+    head: &RequestHead,
+    reader: &mut BodyReader<'_>,
     endpoint: Endpoint,
     verified: &Verified,
+    integrity: &IntegrityHeaders,
     xml_body: &[u8],
 ) -> Result<Response, S3Error> {
     let access_key = verified.access_key.as_str();
     match endpoint {
+        Endpoint::PutObject { bucket: name, key } => {
+            object::put(ctx, head, reader, verified, integrity, &name, &key).await
+        }
+        Endpoint::GetObject {
+            bucket: name,
+            key,
+            params,
+        } => object::get(ctx, head, &name, &key, &params, false).await,
+        Endpoint::HeadObject {
+            bucket: name,
+            key,
+            params,
+        } => object::get(ctx, head, &name, &key, &params, true).await,
+        Endpoint::DeleteObject {
+            bucket: name, key, ..
+        } => object::delete(ctx, &name, &key).await,
         Endpoint::ListBuckets { params } => Ok(bucket::list(ctx, access_key, &params)),
         Endpoint::CreateBucket { bucket: name } => {
             bucket::create(ctx, &name, access_key, xml_body).await

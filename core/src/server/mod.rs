@@ -116,7 +116,7 @@ pub async fn run_core(
         }
     };
     monoio::spawn(mesh::serve_inbox(store.clone(), inbox));
-    let meta = MetaClient::new(CoreId(core as u16), store, mesh);
+    let meta = MetaClient::new(CoreId(core as u16), store.clone(), mesh);
     let credentials = SigningKeyCache::new(SharedKeyring(Arc::clone(&shared)));
     let engine = match build_engine(&shared.config) {
         Ok(engine) => Rc::new(engine),
@@ -128,6 +128,7 @@ pub async fn run_core(
     // Validated at start-up (Config::validate), so parsing cannot fail here.
     let default_policy = crate::engine::policy::parse(&shared.config.engine.default_policy)
         .unwrap_or(crate::handlers::bucket::DEFAULT_POLICY);
+    monoio::spawn(crate::engine::purge::run(Rc::clone(&engine), store));
     let ctx = Rc::new(CoreCtx {
         core,
         shared,
@@ -175,7 +176,12 @@ fn build_engine(config: &crate::config::Config) -> Result<crate::engine::Engine,
         .map(|site| crate::site::Site::open(site).map_err(|e| format!("site {}: {e}", site.name())))
         .collect::<Result<Vec<_>, _>>()?;
     let engine = &config.engine;
-    Ok(crate::engine::Engine::new(sites, engine.placement, engine.write_quorum, engine.object_size_max))
+    Ok(crate::engine::Engine::new(
+        sites,
+        engine.placement,
+        engine.write_quorum,
+        engine.object_size_max,
+    ))
 }
 
 /// Opens (recovering) this core's metadata store.
