@@ -306,7 +306,7 @@ impl Config {
             }
         }
         check(
-            self.sites.len() <= usize::from(u16::MAX),
+            u16::try_from(self.sites.len()).is_ok(),
             "sites",
             "too many sites",
         )?;

@@ -203,7 +203,7 @@ pub fn default_write_quorum(shape: &Resolved) -> usize {
 /// The sites (indices into the configured list) for the `n` shards of object `id`.
 #[must_use]
 pub fn place(placement: Placement, id: &[u8; 16], n: usize, sites: usize) -> Vec<u16> {
-    assert!(n <= sites && sites <= usize::from(u16::MAX));
+    assert!(n <= sites && u16::try_from(sites).is_ok());
     let start = match placement {
         Placement::Priority => 0,
         Placement::Shuffle => {

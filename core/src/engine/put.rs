@@ -272,7 +272,7 @@ impl Engine {
                     copy.extend_from_slice(&first[0]);
                 }
                 let checksum = tessera_ec::chunk_checksum(&first[0]);
-                checksums.iter_mut().for_each(|c| *c = checksum);
+                checksums.fill(checksum);
             } else {
                 for parity in &mut buffers[shape.k..] {
                     parity.clear();

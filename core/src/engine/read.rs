@@ -268,7 +268,7 @@ impl ObjectReader {
         let mut out = Vec::new();
         for (position, index) in stripes.clone().enumerate() {
             let stripe = self.layout.stripe(index);
-            for i in 0..self.shape.k {
+            for (i, shard_chunks) in have.iter().enumerate().take(self.shape.k) {
                 let chunk_range = stripe.data_chunk_range(i);
                 let start = chunk_range.start.max(self.range.start);
                 let end = chunk_range.end.min(self.range.end);
@@ -276,7 +276,7 @@ impl ObjectReader {
                     continue;
                 }
                 // `fetch_batch` returned every needed shard's chunks (fetched or rebuilt).
-                let Some(chunks) = &have[i] else { continue };
+                let Some(chunks) = shard_chunks else { continue };
                 let chunk = &chunks[position];
                 let from = (start - chunk_range.start) as usize;
                 out.extend_from_slice(&chunk[from..from + (end - start) as usize]);

@@ -476,9 +476,10 @@ pub async fn get(
     }
     let range = parse_range(head.header("range"));
     let resolved = match range {
-        Some(range) => match range.resolve(object.size) {
-            Ok(resolved) => Some(resolved),
-            Err(_) => {
+        Some(range) => {
+            if let Ok(resolved) = range.resolve(object.size) {
+                Some(resolved)
+            } else {
                 let error = S3Error::new(
                     S3ErrorCode::InvalidRange,
                     "The requested range is not satisfiable",
@@ -487,7 +488,7 @@ pub async fn get(
                 return Ok(Response::error(&error, "")
                     .with_header("Content-Range", format!("bytes */{}", object.size)));
             }
-        },
+        }
         None => None,
     };
     let (status, bytes) = match &resolved {

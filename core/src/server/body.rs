@@ -88,7 +88,11 @@ impl<'r, 'c> RequestBody<'r, 'c> {
             return Ok(Some(data));
         }
         loop {
-            let range = self.reader.peek().await.map_err(|e| e.s3_error())?;
+            let range = self
+                .reader
+                .peek()
+                .await
+                .map_err(super::conn::BodyReadError::s3_error)?;
             let Some(decoder) = &mut self.chunked else {
                 if range.is_empty() {
                     return Ok(None);
