@@ -15,7 +15,7 @@ use super::{answer, unexpected};
 use crate::server::response::Response;
 use crate::server::CoreCtx;
 
-/// The policy of new buckets until per-bucket policies are configurable: 2 data + 1 parity
+/// The fallback policy of new buckets (the configured `engine.default_policy` is used): 2 data + 1 parity
 /// shards in 1 MiB chunks, matching the embedded default of three local directories.
 pub const DEFAULT_POLICY: Policy = Policy::Ec {
     k: 2,
@@ -75,7 +75,7 @@ pub async fn create(
     let bucket = Bucket {
         name: name.to_owned(),
         created_ms: now_ms(),
-        policy: DEFAULT_POLICY,
+        policy: ctx.default_policy,
         owner: access_key.to_owned(),
     };
     for result in ctx
