@@ -17,6 +17,7 @@ pub mod policy;
 pub mod purge;
 pub mod put;
 pub mod read;
+pub mod repair;
 
 use std::cell::RefCell;
 

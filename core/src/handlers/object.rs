@@ -14,12 +14,13 @@ use tessera_http::sigv4::Verified;
 use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{
     partition_of, Checksum, ChecksumAlgorithm, ContentHeaders, ETag, MetaPair, MetaRequest,
-    MetaResponse, Object, Op, QueueEntry, QueueKind, Tombstone,
+    MetaResponse, Object, Op, QueueEntry, QueueKind, Shard, ShardState, Tombstone,
 };
 
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{checksum_code, PutRequest};
 use crate::engine::read::ObjectReader;
+use crate::mesh::MetaClient;
 use crate::server::body::RequestBody;
 use crate::server::conn::BodyReader;
 use crate::server::response::Response;
@@ -44,22 +45,27 @@ fn no_such_key(bucket: &str, key: &str) -> S3Error {
 }
 
 /// The current record of `(bucket, key)` from its owning core.
-pub async fn lookup(ctx: &CoreCtx, bucket: &str, key: &str) -> Result<Option<Object>, S3Error> {
-    let owner = partition_of(bucket, key, ctx.meta.cores());
+pub async fn lookup(meta: &MetaClient, bucket: &str, key: &str) -> Result<Option<Object>, S3Error> {
+    let owner = partition_of(bucket, key, meta.cores());
     let request = MetaRequest::Object {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
     };
-    match answer(ctx.meta.call(owner, request).await)? {
+    match answer(meta.call(owner, request).await)? {
         MetaResponse::Object(object) => Ok(object),
         other => Err(unexpected(&other)),
     }
 }
 
 /// Commits `ops` on the core owning `(bucket, key)` and waits until they are durable.
-async fn commit_owned(ctx: &CoreCtx, bucket: &str, key: &str, ops: Vec<Op>) -> Result<(), S3Error> {
-    let owner = partition_of(bucket, key, ctx.meta.cores());
-    match answer(ctx.meta.call(owner, MetaRequest::Commit(ops)).await)? {
+pub async fn commit_owned(
+    meta: &MetaClient,
+    bucket: &str,
+    key: &str,
+    ops: Vec<Op>,
+) -> Result<(), S3Error> {
+    let owner = partition_of(bucket, key, meta.cores());
+    match answer(meta.call(owner, MetaRequest::Commit(ops)).await)? {
         MetaResponse::Committed(_) => Ok(()),
         other => Err(unexpected(&other)),
     }
@@ -67,35 +73,52 @@ async fn commit_owned(ctx: &CoreCtx, bucket: &str, key: &str, ops: Vec<Op>) -> R
 
 /// Queues the shards of a replaced or deleted object for deletion at their sites (this core's
 /// purge queue; the purge worker drains it).
-async fn queue_purge(ctx: &CoreCtx, old: &Object) {
-    let shards = old
+pub async fn queue_purge(meta: &MetaClient, old: &Object) {
+    let shards: Vec<(usize, &Shard)> = old
         .shards
         .iter()
-        .chain(old.parts.iter().flat_map(|p| p.shards.iter()));
-    let ops: Vec<Op> = shards
+        .chain(old.parts.iter().flat_map(|p| p.shards.iter()))
         .enumerate()
-        .map(|(index, shard)| {
+        .collect();
+    // A failure here leaves orphaned shards, never missing data: the object record is already
+    // durable.
+    queue(meta, QueueKind::Purge, old, &shards).await;
+}
+
+/// Queues the shards of `object` that are not durable for the repair worker.
+pub async fn queue_repair(meta: &MetaClient, object: &Object) {
+    let pending: Vec<(usize, &Shard)> = object
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.state == ShardState::Pending)
+        .collect();
+    queue(meta, QueueKind::Repair, object, &pending).await;
+}
+
+async fn queue(meta: &MetaClient, kind: QueueKind, object: &Object, shards: &[(usize, &Shard)]) {
+    if shards.is_empty() {
+        return;
+    }
+    let ops: Vec<Op> = shards
+        .iter()
+        .map(|&(index, shard)| {
             Op::PutQueue(QueueEntry {
-                kind: QueueKind::Purge,
-                id: ctx.meta.local.allocate_queue_id(),
+                kind,
+                id: meta.local.allocate_queue_id(),
                 site: shard.site,
                 backend_id: shard.backend_id,
-                bucket: old.bucket.clone(),
-                key: old.key.clone(),
-                version_id: old.version_id,
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version_id: object.version_id,
                 shard_index: index as u16,
                 enqueued_ms: crate::engine::now_ms(),
                 attempts: 0,
             })
         })
         .collect();
-    if ops.is_empty() {
-        return;
-    }
-    // A failure here leaves orphaned shards, never missing data: the object record is already
-    // durable. The collector of orphans (scrub) will find them.
-    if let Err(e) = ctx.meta.local.commit(ops).await {
-        crate::runtime::log(format_args!("purge queue: {e}"));
+    if let Err(e) = meta.local.commit(ops).await {
+        crate::runtime::log(format_args!("{kind:?} queue: {e}"));
     }
 }
 
@@ -156,7 +179,8 @@ fn meta_algorithm(algorithm: HttpAlgorithm) -> ChecksumAlgorithm {
     }
 }
 
-fn http_algorithm(algorithm: ChecksumAlgorithm) -> HttpAlgorithm {
+#[must_use]
+pub fn http_algorithm(algorithm: ChecksumAlgorithm) -> HttpAlgorithm {
     match algorithm {
         ChecksumAlgorithm::Crc32 => HttpAlgorithm::Crc32,
         ChecksumAlgorithm::Crc32c => HttpAlgorithm::Crc32c,
@@ -188,7 +212,7 @@ pub async fn put(
         ));
     }
     if if_none_match.is_some() || if_match.is_some() {
-        let current = lookup(ctx, bucket_name, key).await?;
+        let current = lookup(&ctx.meta, bucket_name, key).await?;
         check_write_conditions(
             current.as_ref(),
             if_none_match.is_some(),
@@ -244,7 +268,7 @@ pub async fn put(
         shards: stored.shards,
         parts: Vec::new(),
     };
-    let previous = lookup(ctx, bucket_name, key).await?;
+    let previous = lookup(&ctx.meta, bucket_name, key).await?;
     if if_none_match.is_some() || if_match.is_some() {
         // Re-checked just before the commit: another writer may have won while we streamed.
         check_write_conditions(
@@ -256,10 +280,13 @@ pub async fn put(
         )?;
     }
     let etag = etag_text(&object.etag);
-    commit_owned(ctx, bucket_name, key, vec![Op::PutObject(object)]).await?;
+    // Kept to queue the repair of shards that did not become durable (the record moves into the op).
+    let repair_view = object.clone();
+    commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutObject(object)]).await?;
     if let Some(previous) = previous {
-        queue_purge(ctx, &previous).await;
+        queue_purge(&ctx.meta, &previous).await;
     }
+    queue_repair(&ctx.meta, &repair_view).await;
     let mut response = Response::empty(200).with_header("ETag", etag);
     if let Some(checksum) = checksum {
         response = response.with_header(checksum.algorithm().header_name(), checksum.to_base64());
@@ -445,7 +472,7 @@ pub async fn get(
     is_head: bool,
 ) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
-    let object = lookup(ctx, bucket_name, key)
+    let object = lookup(&ctx.meta, bucket_name, key)
         .await?
         .ok_or_else(|| no_such_key(bucket_name, key))?;
     if params.version_id.as_deref().is_some_and(|v| v != "null") {
@@ -521,7 +548,7 @@ pub async fn get(
 /// purging. Deleting a missing key succeeds (204), as in S3.
 pub async fn delete(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
-    let Some(object) = lookup(ctx, bucket_name, key).await? else {
+    let Some(object) = lookup(&ctx.meta, bucket_name, key).await? else {
         return Ok(Response::empty(204));
     };
     let tombstone = Tombstone {
@@ -530,8 +557,14 @@ pub async fn delete(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<Respo
         version_id: object.version_id,
         mtime_ms: crate::engine::now_ms(),
     };
-    commit_owned(ctx, bucket_name, key, vec![Op::DeleteObject(tombstone)]).await?;
-    queue_purge(ctx, &object).await;
+    commit_owned(
+        &ctx.meta,
+        bucket_name,
+        key,
+        vec![Op::DeleteObject(tombstone)],
+    )
+    .await?;
+    queue_purge(&ctx.meta, &object).await;
     Ok(Response::empty(204))
 }
 

@@ -129,6 +129,7 @@ pub async fn run_core(
     let default_policy = crate::engine::policy::parse(&shared.config.engine.default_policy)
         .unwrap_or(crate::handlers::bucket::DEFAULT_POLICY);
     monoio::spawn(crate::engine::purge::run(Rc::clone(&engine), store));
+    monoio::spawn(crate::engine::repair::run(Rc::clone(&engine), meta.clone()));
     let ctx = Rc::new(CoreCtx {
         core,
         shared,

@@ -147,12 +147,33 @@ impl DirSite {
         self.0.seq.set(seq + 1);
         let tmp_name = format!("{}.{}.{seq}", key.replace('/', "+"), self.0.tag);
         let tmp_path = self.0.tmp.join(tmp_name);
-        let opened = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .await
-            .map_err(|e| SiteError::from_fs(&e));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut opened = options.open(&tmp_path).await;
+        if opened
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
+            // The temporary folder vanished (a disk replaced or wiped under a running gateway):
+            // recreate it if the root is there, so the site heals without a restart.
+            opened = if self.0.tmp.parent().is_some_and(Path::is_dir)
+                && std::fs::create_dir_all(&self.0.tmp).is_ok()
+            {
+                options.open(&tmp_path).await
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "site root is missing",
+                ))
+            };
+        }
+        let opened = opened.map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                SiteError::RootMissing
+            } else {
+                SiteError::from_fs(&e)
+            }
+        });
         let file = self.record(started, opened)?;
         Ok(DirShardWriter {
             site: self.clone(),
