@@ -2,6 +2,7 @@
 //! parameters from the router and returns a response or an S3 error.
 
 pub mod bucket;
+pub mod list;
 pub mod object;
 
 use tessera_http::{S3Error, S3ErrorCode};

@@ -548,8 +548,13 @@ pub async fn get(
 /// purging. Deleting a missing key succeeds (204), as in S3.
 pub async fn delete(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
+    delete_one(ctx, bucket_name, key).await?;
+    Ok(Response::empty(204))
+}
+
+async fn delete_one(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<(), S3Error> {
     let Some(object) = lookup(&ctx.meta, bucket_name, key).await? else {
-        return Ok(Response::empty(204));
+        return Ok(());
     };
     let tombstone = Tombstone {
         bucket: bucket_name.to_owned(),
@@ -565,7 +570,64 @@ pub async fn delete(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<Respo
     )
     .await?;
     queue_purge(&ctx.meta, &object).await;
-    Ok(Response::empty(204))
+    Ok(())
+}
+
+/// `POST /bucket?delete`: up to 1000 keys; per-key errors in the result. The body must carry
+/// Content-MD5 or an `x-amz-checksum-*` (verified before this runs), as S3 requires.
+pub async fn delete_many(
+    ctx: &CoreCtx,
+    bucket_name: &str,
+    integrity: &IntegrityHeaders,
+    xml_body: &[u8],
+) -> Result<Response, S3Error> {
+    use tessera_http::xml::{DeleteError, DeleteResult, DeletedObject, XmlBody as _};
+    bucket::require(ctx, bucket_name)?;
+    if integrity.content_md5.is_none()
+        && integrity.checksum.is_none()
+        && integrity.trailer.is_none()
+    {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidRequest,
+            "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
+        ));
+    }
+    let request = tessera_http::xml::parse_delete(xml_body)?;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in request.objects {
+        let result = if object.version_id.as_deref().is_some_and(|v| v != "null") {
+            Err(S3Error::new(
+                S3ErrorCode::NoSuchVersion,
+                "The specified version does not exist.",
+            ))
+        } else if object.key.is_empty() || object.key.len() > 1024 {
+            Err(S3Error::new(
+                S3ErrorCode::KeyTooLongError,
+                "The key is empty or longer than 1024 bytes",
+            ))
+        } else {
+            delete_one(ctx, bucket_name, &object.key).await
+        };
+        match result {
+            Ok(()) => deleted.push(DeletedObject {
+                key: object.key,
+                version_id: object.version_id,
+            }),
+            Err(e) => errors.push(DeleteError {
+                key: object.key,
+                version_id: object.version_id,
+                code: e.code,
+                message: e.message,
+            }),
+        }
+    }
+    let result = DeleteResult {
+        quiet: request.quiet,
+        deleted: &deleted,
+        errors: &errors,
+    };
+    Ok(Response::xml(200, result.to_xml()))
 }
 
 #[cfg(test)]

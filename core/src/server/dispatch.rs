@@ -15,7 +15,7 @@ use super::body::RequestBody;
 use super::conn::BodyReader;
 use super::response::Response;
 use super::CoreCtx;
-use crate::handlers::{bucket, object};
+use crate::handlers::{bucket, list, object};
 
 /// Handles one request and returns its response. Never panics on client input.
 pub async fn handle(
@@ -130,6 +130,17 @@ async fn route(
         Endpoint::DeleteObject {
             bucket: name, key, ..
         } => object::delete(ctx, &name, &key).await,
+        Endpoint::ListObjectsV2 {
+            bucket: name,
+            params,
+        } => list::list_v2(ctx, &name, &params).await,
+        Endpoint::ListObjects {
+            bucket: name,
+            params,
+        } => list::list_v1(ctx, &name, &params).await,
+        Endpoint::DeleteObjects { bucket: name } => {
+            object::delete_many(ctx, &name, integrity, xml_body).await
+        }
         Endpoint::ListBuckets { params } => Ok(bucket::list(ctx, access_key, &params)),
         Endpoint::CreateBucket { bucket: name } => {
             bucket::create(ctx, &name, access_key, xml_body).await
