@@ -7,7 +7,7 @@
 //! ```text
 //!  shard: [chunk area: chunk|crc64|chunk|crc64|…][body][body_len u32][crc64(body) u64]["TSM1"]
 //!  body:  version u8=1, shard u8, k u8, n u8, replica u8, chunk_size u32, size u64,
-//!         version_id u64, mtime_ms u64, md5 [16], etag_parts u16,
+//!         version_id u64, mtime_ms u64, md5 [16], etag_parts u16, part_number u16,
 //!         checksum_algorithm u8 (0 = none), checksum [32] (zero padded),
 //!         bucket, key: u16 length + UTF-8
 //!         6 content headers: u16 length + bytes, 0xFFFF = absent
@@ -48,6 +48,8 @@ pub struct Manifest {
     pub md5: [u8; 16],
     /// Parts of a multipart object (0 for a single PUT).
     pub etag_parts: u16,
+    /// For a shard of one multipart part: its part number (0 for a whole object).
+    pub part_number: u16,
     /// The client's checksum: algorithm code (1 = CRC32 … 5 = SHA-256) and digest, if any.
     pub checksum: Option<(u8, Vec<u8>)>,
     /// Bucket name.
@@ -100,6 +102,7 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
     out.extend_from_slice(&manifest.mtime_ms.to_le_bytes());
     out.extend_from_slice(&manifest.md5);
     out.extend_from_slice(&manifest.etag_parts.to_le_bytes());
+    out.extend_from_slice(&manifest.part_number.to_le_bytes());
     let mut checksum = [0_u8; CHECKSUM_FIELD_BYTES];
     let (algorithm, digest) = manifest
         .checksum
@@ -229,6 +232,7 @@ pub fn decode(footer: &[u8]) -> Result<Manifest, ManifestError> {
     let (size, version_id, mtime_ms) = (r.u64()?, r.u64()?, r.u64()?);
     let md5: [u8; 16] = r.take(16)?.try_into().map_err(|_| ManifestError::Corrupt)?;
     let etag_parts = r.u16()?;
+    let part_number = r.u16()?;
     let algorithm = r.u8()?;
     let digest = r.take(CHECKSUM_FIELD_BYTES)?;
     let checksum = match algorithm {
@@ -271,6 +275,7 @@ pub fn decode(footer: &[u8]) -> Result<Manifest, ManifestError> {
         mtime_ms,
         md5,
         etag_parts,
+        part_number,
         checksum,
         bucket,
         key,
@@ -295,6 +300,7 @@ mod tests {
             mtime_ms: 1_795_000_000_000,
             md5: [7; 16],
             etag_parts: 0,
+            part_number: 3,
             checksum: Some((1, vec![1, 2, 3, 4])),
             bucket: "photos".into(),
             key: "a/b c+ü".into(),

@@ -33,6 +33,8 @@ pub struct PutRequest<'a> {
     pub headers: &'a ContentHeaders,
     /// Stored user metadata.
     pub user_metadata: &'a [MetaPair],
+    /// The part number for an UploadPart (0 for a whole object).
+    pub part_number: u16,
     /// Checksum algorithm code for the manifest (1 = CRC32 … 5 = SHA-256), if the client sent one.
     pub checksum_algorithm: Option<u8>,
 }
@@ -127,6 +129,7 @@ impl Engine {
                 mtime_ms,
                 md5: [0; 16],
                 etag_parts: 0,
+                part_number: request.part_number,
                 checksum: request
                     .checksum_algorithm
                     .map(|c| (c, placeholder_digest(c))),

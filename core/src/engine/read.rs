@@ -27,8 +27,8 @@ use crate::site::ByteRange;
 /// Object data fetched per shard per step, bounding memory per GET to about n × this.
 pub const READ_BATCH_BYTES: u64 = 8 << 20;
 
-/// Streams the bytes of `range` of one object.
-pub struct ObjectReader {
+/// Streams the bytes of `range` of one stored unit (a whole object or one multipart part).
+pub struct Segment {
     engine: Rc<Engine>,
     object: Object,
     shape: Resolved,
@@ -38,19 +38,17 @@ pub struct ObjectReader {
     end_stripe: u64,
     /// Shards known bad for this read (failed or corrupt); not asked again.
     bad: ShardSet,
-    /// A piece fetched ahead by [`ObjectReader::prefetch`].
-    ready: Option<Vec<u8>>,
 }
 
-impl std::fmt::Debug for ObjectReader {
+impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectReader")
+        f.debug_struct("Segment")
             .field("range", &self.range)
             .finish_non_exhaustive()
     }
 }
 
-impl ObjectReader {
+impl Segment {
     /// A reader of `range` (non-empty, within the object) of `object`.
     pub fn new(engine: Rc<Engine>, object: Object, range: Range<u64>) -> Result<Self, S3Error> {
         let shape = policy::stored_shape(&object.policy, object.chunk_size);
@@ -71,7 +69,7 @@ impl ObjectReader {
                 bad = bad.with(index);
             }
         }
-        Ok(ObjectReader {
+        Ok(Segment {
             engine,
             object,
             shape,
@@ -80,24 +78,11 @@ impl ObjectReader {
             next_stripe,
             end_stripe,
             bad,
-            ready: None,
         })
-    }
-
-    /// Fetches the first piece now, so that an unreadable object fails before a response head
-    /// promising its bytes is sent.
-    pub async fn prefetch(&mut self) -> Result<(), S3Error> {
-        if self.ready.is_none() {
-            self.ready = self.next().await?;
-        }
-        Ok(())
     }
 
     /// The next piece of the range, `None` when all of it has been returned.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, S3Error> {
-        if let Some(ready) = self.ready.take() {
-            return Ok(Some(ready));
-        }
         if self.next_stripe >= self.end_stripe {
             return Ok(None);
         }
@@ -283,5 +268,99 @@ impl ObjectReader {
             }
         }
         out
+    }
+}
+
+/// Streams a byte range of an object: one segment for a single-PUT object, one per touched
+/// part for a multipart object, read one after the other.
+pub struct ObjectReader {
+    segments: std::collections::VecDeque<Segment>,
+    /// A piece fetched ahead by [`ObjectReader::prefetch`].
+    ready: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("segments", &self.segments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stored shape of one part of a multipart object: the upload's policy resolved for the
+/// part's size, and the chunk size a PUT of that size chose.
+#[must_use]
+pub fn part_unit(object: &Object, part: &tessera_meta::ObjectPart) -> Object {
+    let (policy, shape) = policy::resolve(&object.policy, part.size);
+    let chunk_size = tessera_ec::chunk_size_for(part.size, shape.k, shape.chunk_size);
+    Object {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id: object.version_id,
+        size: part.size,
+        etag: tessera_meta::ETag {
+            md5: part.etag,
+            parts: 0,
+        },
+        headers: tessera_meta::ContentHeaders::default(),
+        user_metadata: Vec::new(),
+        checksums: Vec::new(),
+        mtime_ms: object.mtime_ms,
+        policy,
+        chunk_size,
+        shards: part.shards.clone(),
+        parts: Vec::new(),
+    }
+}
+
+impl ObjectReader {
+    /// A reader of `range` (within the object) of `object`.
+    pub fn new(engine: Rc<Engine>, object: Object, range: Range<u64>) -> Result<Self, S3Error> {
+        let mut segments = std::collections::VecDeque::new();
+        if object.parts.is_empty() {
+            if !range.is_empty() {
+                segments.push_back(Segment::new(engine, object, range)?);
+            }
+        } else {
+            let mut offset = 0_u64;
+            for part in &object.parts {
+                let part_range = offset..offset + part.size;
+                offset += part.size;
+                let start = range.start.max(part_range.start);
+                let end = range.end.min(part_range.end);
+                if start < end {
+                    let unit = part_unit(&object, part);
+                    let local = start - part_range.start..end - part_range.start;
+                    segments.push_back(Segment::new(Rc::clone(&engine), unit, local)?);
+                }
+            }
+        }
+        Ok(ObjectReader {
+            segments,
+            ready: None,
+        })
+    }
+
+    /// Fetches the first piece now, so that an unreadable object fails before a response head
+    /// promising its bytes is sent.
+    pub async fn prefetch(&mut self) -> Result<(), S3Error> {
+        if self.ready.is_none() {
+            self.ready = self.next().await?;
+        }
+        Ok(())
+    }
+
+    /// The next piece of the range, `None` when all of it has been returned.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, S3Error> {
+        if let Some(ready) = self.ready.take() {
+            return Ok(Some(ready));
+        }
+        while let Some(segment) = self.segments.front_mut() {
+            if let Some(piece) = segment.next().await? {
+                return Ok(Some(piece));
+            }
+            self.segments.pop_front();
+        }
+        Ok(None)
     }
 }

@@ -120,6 +120,7 @@ async fn rebuild_shard(
         mtime_ms: object.mtime_ms,
         md5: object.etag.md5,
         etag_parts: object.etag.parts,
+        part_number: 0,
         checksum: object.checksums.first().map(|c| {
             (
                 super::put::checksum_code(crate::handlers::object::http_algorithm(c.algorithm)),

@@ -3,6 +3,7 @@
 
 pub mod bucket;
 pub mod list;
+pub mod multipart;
 pub mod object;
 
 use tessera_http::{S3Error, S3ErrorCode};

@@ -122,7 +122,8 @@ async fn queue(meta: &MetaClient, kind: QueueKind, object: &Object, shards: &[(u
     }
 }
 
-fn content_headers(head: &RequestHead) -> ContentHeaders {
+#[must_use]
+pub fn content_headers(head: &RequestHead) -> ContentHeaders {
     let get = |name: &str| head.header(name).map(str::to_owned);
     ContentHeaders {
         content_type: get("content-type"),
@@ -144,7 +145,7 @@ fn content_headers(head: &RequestHead) -> ContentHeaders {
     }
 }
 
-fn user_metadata(head: &RequestHead) -> Result<Vec<MetaPair>, S3Error> {
+pub fn user_metadata(head: &RequestHead) -> Result<Vec<MetaPair>, S3Error> {
     let mut pairs: Vec<MetaPair> = head
         .headers()
         .filter_map(|(name, value)| {
@@ -169,7 +170,8 @@ fn user_metadata(head: &RequestHead) -> Result<Vec<MetaPair>, S3Error> {
     Ok(pairs)
 }
 
-fn meta_algorithm(algorithm: HttpAlgorithm) -> ChecksumAlgorithm {
+#[must_use]
+pub fn meta_algorithm(algorithm: HttpAlgorithm) -> ChecksumAlgorithm {
     match algorithm {
         HttpAlgorithm::Crc32 => ChecksumAlgorithm::Crc32,
         HttpAlgorithm::Crc32c => ChecksumAlgorithm::Crc32c,
@@ -239,6 +241,7 @@ pub async fn put(
         size,
         headers: &headers,
         user_metadata: &user_metadata,
+        part_number: 0,
         checksum_algorithm: algorithm.map(checksum_code),
     };
     let stored = ctx.engine.put(&request, body).await?;
@@ -481,12 +484,27 @@ pub async fn get(
             "The specified version does not exist.",
         ));
     }
-    if params.part_number.is_some_and(|n| n != 1) {
-        return Err(S3Error::new(
-            S3ErrorCode::InvalidPartNumber,
-            "The requested partnumber is not satisfiable",
-        ));
-    }
+    // `partNumber`: the byte range of that part (a single-PUT object has exactly part 1).
+    let part_range = match params.part_number {
+        None => None,
+        Some(1) if object.parts.is_empty() => None,
+        Some(number) => {
+            let mut offset = 0_u64;
+            let mut found = None;
+            for part in &object.parts {
+                if part.number == u32::from(number) {
+                    found = Some(offset..offset + part.size);
+                }
+                offset += part.size;
+            }
+            Some(found.ok_or_else(|| {
+                S3Error::new(
+                    S3ErrorCode::InvalidPartNumber,
+                    "The requested partnumber is not satisfiable",
+                )
+            })?)
+        }
+    };
     if let Some(code) = read_conditions(head, &object) {
         if code == S3ErrorCode::NotModified {
             return Ok(Response::empty(304)
@@ -501,7 +519,11 @@ pub async fn get(
             "At least one of the pre-conditions you specified did not hold",
         ));
     }
-    let range = parse_range(head.header("range"));
+    let range = if part_range.is_some() {
+        None
+    } else {
+        parse_range(head.header("range"))
+    };
     let resolved = match range {
         Some(range) => {
             if let Ok(resolved) = range.resolve(object.size) {
@@ -518,9 +540,9 @@ pub async fn get(
         }
         None => None,
     };
-    let (status, bytes) = match &resolved {
-        Some(r) => (206, r.clone()),
-        None => (200, 0..object.size),
+    let (status, bytes) = match (&part_range, &resolved) {
+        (Some(r), _) | (None, Some(r)) => (206, r.clone()),
+        (None, None) => (200, 0..object.size),
     };
     let mut response = Response::empty(status);
     response.head_only_length = Some(bytes.end - bytes.start);
@@ -536,6 +558,11 @@ pub async fn get(
         );
     }
     response = describe(response, &object, params, head);
+    if !object.parts.is_empty() {
+        response
+            .head
+            .header("x-amz-mp-parts-count", object.parts.len().to_string());
+    }
     if !is_head && bytes.end > bytes.start {
         let mut reader = ObjectReader::new(std::rc::Rc::clone(&ctx.engine), object, bytes)?;
         reader.prefetch().await?;

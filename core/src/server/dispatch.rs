@@ -15,7 +15,7 @@ use super::body::RequestBody;
 use super::conn::BodyReader;
 use super::response::Response;
 use super::CoreCtx;
-use crate::handlers::{bucket, list, object};
+use crate::handlers::{bucket, list, multipart, object};
 
 /// Handles one request and returns its response. Never panics on client input.
 pub async fn handle(
@@ -141,6 +141,43 @@ async fn route(
         Endpoint::DeleteObjects { bucket: name } => {
             object::delete_many(ctx, &name, integrity, xml_body).await
         }
+        Endpoint::CreateMultipartUpload { bucket: name, key } => {
+            multipart::create(ctx, head, verified, &name, &key).await
+        }
+        Endpoint::UploadPart {
+            bucket: name,
+            key,
+            upload_id,
+            part_number,
+        } => {
+            multipart::upload_part(
+                ctx,
+                reader,
+                verified,
+                integrity,
+                &name,
+                &key,
+                &upload_id,
+                part_number,
+            )
+            .await
+        }
+        Endpoint::CompleteMultipartUpload {
+            bucket: name,
+            key,
+            upload_id,
+        } => multipart::complete(ctx, head, &name, &key, &upload_id, xml_body).await,
+        Endpoint::AbortMultipartUpload {
+            bucket: name,
+            key,
+            upload_id,
+        } => multipart::abort(ctx, &name, &key, &upload_id).await,
+        Endpoint::ListParts {
+            bucket: name,
+            key,
+            upload_id,
+            params,
+        } => multipart::list_parts(ctx, &name, &key, &upload_id, &params).await,
         Endpoint::ListBuckets { params } => Ok(bucket::list(ctx, access_key, &params)),
         Endpoint::CreateBucket { bucket: name } => {
             bucket::create(ctx, &name, access_key, xml_body).await
