@@ -22,7 +22,7 @@ use tessera_meta::{Object, ShardState};
 
 use super::policy::{self, Resolved};
 use super::{backend_key, internal, unavailable, Engine};
-use crate::site::ByteRange;
+use crate::site::{ByteRange, SiteError};
 
 /// Object data fetched per shard per step, bounding memory per GET to about n × this.
 pub const READ_BATCH_BYTES: u64 = 8 << 20;
@@ -38,6 +38,19 @@ pub struct Segment {
     end_stripe: u64,
     /// Shards known bad for this read (failed or corrupt); not asked again.
     bad: ShardSet,
+    /// Of those, the ones found missing or corrupt (not merely unreachable): they need repair.
+    damaged: ShardSet,
+    /// True when this segment is a whole single-PUT object (its shards are the object's own).
+    whole: bool,
+}
+
+/// Why a shard could not be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Missing, short, or a chunk failed its checksum.
+    Damaged,
+    /// The site did not answer (down, timeout, connection error).
+    Unavailable,
 }
 
 impl std::fmt::Debug for Segment {
@@ -78,6 +91,8 @@ impl Segment {
             next_stripe,
             end_stripe,
             bad,
+            damaged: ShardSet::EMPTY,
+            whole: true,
         })
     }
 
@@ -113,7 +128,7 @@ impl Segment {
 
     /// Fetches `stripes` from shard `index` and verifies every chunk; returns the chunks
     /// (without trailers), one per stripe.
-    async fn fetch_shard(&self, index: usize, stripes: Range<u64>) -> Option<Vec<Vec<u8>>> {
+    async fn fetch_shard(&self, index: usize, stripes: Range<u64>) -> Result<Vec<Vec<u8>>, Fault> {
         let shard = &self.object.shards[index];
         let stored = self.layout.stored_range(stripes.clone());
         let len = stored.end - stored.start;
@@ -130,18 +145,33 @@ impl Segment {
                 buffer,
             )
             .await;
-        if result.ok()? as u64 != len {
-            return None;
+        match result {
+            Ok(read) if read as u64 == len => {}
+            // A shard that is gone or shorter than its layout is damaged for good; anything
+            // else (site down, timeout) may pass.
+            Ok(_) | Err(SiteError::NotFound) => return Err(Fault::Damaged),
+            Err(_) => return Err(Fault::Unavailable),
         }
         let mut chunks = Vec::with_capacity((stripes.end - stripes.start) as usize);
         for stripe in stripes {
             let offset = (self.layout.stored_chunk_offset(stripe) - stored.start) as usize;
             let chunk_len = self.layout.stripe(stripe).chunk_len as usize;
-            let stored_chunk = buffer.get(offset..offset + chunk_len + tessera_ec::CHECKSUM_LEN)?;
-            let chunk = tessera_ec::verify_stored_chunk(stored_chunk).ok()?;
+            let stored_chunk = buffer
+                .get(offset..offset + chunk_len + tessera_ec::CHECKSUM_LEN)
+                .ok_or(Fault::Damaged)?;
+            let chunk =
+                tessera_ec::verify_stored_chunk(stored_chunk).map_err(|_| Fault::Damaged)?;
             chunks.push(chunk.to_vec());
         }
-        Some(chunks)
+        Ok(chunks)
+    }
+
+    /// Notes that shard `index` failed this read.
+    fn mark_bad(&mut self, index: usize, fault: Fault) {
+        self.bad = self.bad.with(index);
+        if fault == Fault::Damaged {
+            self.damaged = self.damaged.with(index);
+        }
     }
 
     /// Fetches the batch: the needed data shards first (for replicas, the first good copy);
@@ -158,11 +188,13 @@ impl Segment {
                 if self.bad.contains(index) {
                     continue;
                 }
-                if let Some(chunks) = self.fetch_shard(index, stripes.clone()).await {
-                    have[0] = Some(chunks);
-                    return Ok(have);
+                match self.fetch_shard(index, stripes.clone()).await {
+                    Ok(chunks) => {
+                        have[0] = Some(chunks);
+                        return Ok(have);
+                    }
+                    Err(fault) => self.mark_bad(index, fault),
                 }
-                self.bad = self.bad.with(index);
             }
             return Err(unavailable("no copy of the object could be read"));
         }
@@ -177,11 +209,11 @@ impl Segment {
             .await;
             for (&index, chunks) in want.iter().zip(fetched) {
                 match chunks {
-                    Some(chunks) => {
+                    Ok(chunks) => {
                         have[index] = Some(chunks);
                         good = good.with(index);
                     }
-                    None => self.bad = self.bad.with(index),
+                    Err(fault) => self.mark_bad(index, fault),
                 }
             }
             if needed.iter().all(|i| good.contains(i)) {
@@ -275,6 +307,8 @@ impl Segment {
 /// part for a multipart object, read one after the other.
 pub struct ObjectReader {
     segments: std::collections::VecDeque<Segment>,
+    /// Finished segments that found damage (kept for [`ObjectReader::damaged`]).
+    finished: Vec<Segment>,
     /// A piece fetched ahead by [`ObjectReader::prefetch`].
     ready: Option<Vec<u8>>,
 }
@@ -331,12 +365,15 @@ impl ObjectReader {
                 if start < end {
                     let unit = part_unit(&object, part);
                     let local = start - part_range.start..end - part_range.start;
-                    segments.push_back(Segment::new(Rc::clone(&engine), unit, local)?);
+                    let mut segment = Segment::new(Rc::clone(&engine), unit, local)?;
+                    segment.whole = false;
+                    segments.push_back(segment);
                 }
             }
         }
         Ok(ObjectReader {
             segments,
+            finished: Vec::new(),
             ready: None,
         })
     }
@@ -350,6 +387,27 @@ impl ObjectReader {
         Ok(())
     }
 
+    /// Shards found missing or corrupt by this read, as (bucket, key, version id, shard
+    /// index), for the repair queue. Only whole objects are reported: shards of multipart parts
+    /// are not repaired yet.
+    #[must_use]
+    pub fn damaged(&self) -> Vec<(String, String, u64, usize)> {
+        let mut out = Vec::new();
+        for segment in self.finished.iter().chain(self.segments.iter()) {
+            if segment.object.parts.is_empty() && segment.whole {
+                for index in segment.damaged.iter() {
+                    out.push((
+                        segment.object.bucket.clone(),
+                        segment.object.key.clone(),
+                        segment.object.version_id,
+                        index,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// The next piece of the range, `None` when all of it has been returned.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, S3Error> {
         if let Some(ready) = self.ready.take() {
@@ -359,7 +417,11 @@ impl ObjectReader {
             if let Some(piece) = segment.next().await? {
                 return Ok(Some(piece));
             }
-            self.segments.pop_front();
+            if let Some(done) = self.segments.pop_front() {
+                if !done.damaged.is_empty() {
+                    self.finished.push(done);
+                }
+            }
         }
         Ok(None)
     }

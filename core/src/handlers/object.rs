@@ -192,6 +192,37 @@ pub fn http_algorithm(algorithm: ChecksumAlgorithm) -> HttpAlgorithm {
     }
 }
 
+/// Marks shards that a read found missing or corrupt as pending in their object's record (so
+/// reads stop trying them) and queues them for repair. Best effort: a failure only delays the
+/// repair until the next read or scrub finds the damage again.
+pub async fn report_damage(meta: &MetaClient, damaged: &[(String, String, u64, usize)]) {
+    for (bucket, key, version_id, index) in damaged {
+        let Ok(Some(mut object)) = lookup(meta, bucket, key).await else {
+            continue;
+        };
+        if object.version_id != *version_id
+            || object
+                .shards
+                .get(*index)
+                .is_none_or(|s| s.state != ShardState::Durable)
+        {
+            continue;
+        }
+        object.shards[*index].state = ShardState::Pending;
+        let view = object.clone();
+        if commit_owned(meta, bucket, key, vec![Op::PutObject(object)])
+            .await
+            .is_ok()
+        {
+            crate::runtime::log(format_args!(
+                "shard {index} of {bucket}/{key} is damaged: queued for repair"
+            ));
+            let only: Vec<(usize, &Shard)> = vec![(*index, &view.shards[*index])];
+            queue(meta, QueueKind::Repair, &view, &only).await;
+        }
+    }
+}
+
 /// `PUT /bucket/key`.
 pub async fn put(
     ctx: &CoreCtx,

@@ -273,7 +273,13 @@ async fn write_response(
                     CoreMetrics::add(&ctx.metrics().bytes_out, piece.len() as u64);
                     conn.write_all_buf(piece).await?;
                 }
-                Ok(None) if sent == body_len => return Ok(()),
+                Ok(None) if sent == body_len => {
+                    let damaged = stream.damaged();
+                    if !damaged.is_empty() {
+                        crate::handlers::object::report_damage(&ctx.meta, &damaged).await;
+                    }
+                    return Ok(());
+                }
                 Ok(None) | Err(_) => return Err(()),
             }
         }

@@ -202,8 +202,8 @@ def test_degraded_read_and_too_many_failures():
         sites = sorted(glob.glob(os.path.join(g.data_dir, "sites", "local-*")))
         corrupt = os.urandom(3 * (1 << 20))
         s3.put_object(Bucket="degraded", Key="corrupt", Body=corrupt)
-        # Corrupt one byte of one shard: the chunk checksum catches it and parity rebuilds it.
-        victim = [p for p in glob.glob(os.path.join(sites[0], "*", "*")) if os.path.isfile(p)][0]
+        # Corrupt one byte of a data shard: the chunk checksum catches it and parity rebuilds it.
+        victim = data_shard_files(g.data_dir)[0]
         with open(victim, "r+b") as f:
             f.seek(1000)
             byte = f.read(1)
@@ -242,5 +242,55 @@ def test_objects_survive_restart():
                 assert s3.get_object(Bucket="restart", Key=key)["Body"].read() == blob
         finally:
             again.cleanup()
+    finally:
+        g.cleanup()
+
+
+def data_shard_files(data_dir):
+    """Shard files holding data (not parity) chunks, read from each shard's manifest footer:
+    the trailer's first 4 bytes give the footer body length; the body's second byte is the
+    shard index, and data shards come first (index < k = 2 for the default ec 2+1)."""
+    found = []
+    for path in glob.glob(os.path.join(data_dir, "sites", "local-*", "*", "*")):
+        with open(path, "rb") as f:
+            blob = f.read()
+        body_len = int.from_bytes(blob[-16:-12], "little")
+        if blob[len(blob) - 16 - body_len + 1] < 2:
+            found.append(path)
+    return sorted(found)
+
+
+def test_corrupt_shard_is_repaired_after_a_read():
+    """A flipped byte in a stored shard: the GET is still correct, the read reports the damage,
+    and the repair worker rewrites that shard so that it verifies again."""
+    g = Gateway()
+    try:
+        s3 = g.client()
+        s3.create_bucket(Bucket="heal")
+        data = os.urandom(3 * (1 << 20) + 1)
+        s3.put_object(Bucket="heal", Key="obj", Body=data)
+        sites = sorted(glob.glob(os.path.join(g.data_dir, "sites", "local-*")))
+        # A data shard: a healthy GET reads it (parity damage is found by scrub, not reads).
+        victim = data_shard_files(g.data_dir)[0]
+        with open(victim, "rb") as f:
+            original = f.read()
+        damaged = bytearray(original)
+        damaged[1000] ^= 0xFF
+        with open(victim, "wb") as f:
+            f.write(damaged)
+        assert s3.get_object(Bucket="heal", Key="obj")["Body"].read() == data
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with open(victim, "rb") as f:
+                if f.read() == original:
+                    break
+            time.sleep(0.3)
+        with open(victim, "rb") as f:
+            assert f.read() == original, "the damaged shard was not rewritten"
+        # Fully redundant again: any single other site may now be lost.
+        other = next(site for site in sites if not victim.startswith(site + os.sep))
+        shutil.rmtree(other)
+        os.mkdir(other)
+        assert s3.get_object(Bucket="heal", Key="obj")["Body"].read() == data
     finally:
         g.cleanup()
