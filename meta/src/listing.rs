@@ -339,7 +339,7 @@ mod tests {
             .collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let whole = objects(&refs);
-        let mut cores = vec![BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
+        let mut cores = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
         for k in &keys {
             let c = crate::partition_of("b", k, 3).0 as usize;
             cores[c].insert(k.as_bytes().into(), typical_object("b", k, 1));

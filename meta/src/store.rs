@@ -36,8 +36,9 @@ use crate::MetaError;
 /// list (about 0.5 KiB each for object records, so ~8 MiB at worst). More fail with `Busy`.
 pub const APPENDS_PENDING_MAX: usize = 16_384;
 
-/// Default log size that triggers a snapshot and a new log generation: 64 MiB replays in well
-/// under a second and bounds disk use to about twice the state plus this.
+/// Default log size that triggers a snapshot and a new log generation (or the size of the last
+/// snapshot, when larger): 64 MiB replays in well under a second, and disk use stays below
+/// about three times the state plus this.
 pub const COMPACT_LOG_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// Whether commits wait for fsync.
@@ -114,6 +115,8 @@ struct State {
     waiters: VecDeque<(u64, Waker)>,
     flushing: bool,
     compacting: bool,
+    /// Size of the last snapshot written (or loaded).
+    snapshot_bytes: u64,
     poison: Option<MetaError>,
     /// The last background snapshot failure, if any (reported, not fatal).
     compaction_error: Option<MetaError>,
@@ -161,11 +164,13 @@ impl<S: Storage + 'static> MetaStore<S> {
         let mut index = Index::new();
         let mut last_lsn = 0;
         let mut snapshot_generation = None;
+        let mut snapshot_bytes = 0;
         for &g in snaps.iter().rev() {
             let Some(bytes) = storage.read(&snap_name(g)).await? else {
                 continue;
             };
             if let Some(loaded) = load_snapshot(&bytes) {
+                snapshot_bytes = bytes.len() as u64;
                 index = loaded.index;
                 last_lsn = loaded.lsn;
                 report.snapshot = Some(snap_name(g));
@@ -223,6 +228,7 @@ impl<S: Storage + 'static> MetaStore<S> {
             waiters: VecDeque::new(),
             flushing: false,
             compacting: false,
+            snapshot_bytes,
             poison: None,
             compaction_error: None,
             queue_id_next,
@@ -587,7 +593,9 @@ async fn flush_loop<S: Storage + 'static>(store: MetaStore<S>) {
             buf.clear();
             st.spare = buf;
             wake_durable(&mut st);
-            st.tail >= st.config.compact_log_bytes && !st.compacting
+            // The threshold grows with the state: a log is compacted once it is as large as the
+        // last snapshot, so snapshot writing costs at most one byte per byte committed.
+        st.tail >= st.config.compact_log_bytes.max(st.snapshot_bytes) && !st.compacting
         };
         if compact {
             if let Err(e) = start_compaction(&store).await {
@@ -605,7 +613,10 @@ async fn start_compaction<S: Storage + 'static>(store: &MetaStore<S>) -> Result<
         let mut st = store.state.borrow_mut();
         st.compacting = true;
         // Every written frame is durable and applied here: the flusher is between batches.
-        (encode_snapshot(&st.index, st.durable_lsn)?, st.generation)
+        let hint = (st.snapshot_bytes + st.tail + st.tail / 8) as usize;
+        let snapshot = encode_snapshot(&st.index, st.durable_lsn, hint)?;
+        st.snapshot_bytes = snapshot.len() as u64;
+        (snapshot, st.generation)
     };
     let new_generation = old_generation + 1;
     store.storage.create(&log_name(new_generation)).await?;

@@ -189,7 +189,7 @@ fn compaction_snapshots_and_reopens_identically() {
         for t in 0..16u64 {
             let store = store.clone();
             tasks.push(monoio::spawn(async move {
-                for i in 0..300 / 16 + 1 {
+                for i in 0..=(300 / 16) {
                     let n = i * 16 + t;
                     if n < 300 {
                         let key = format!("k{n}");
