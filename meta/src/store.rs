@@ -594,8 +594,8 @@ async fn flush_loop<S: Storage + 'static>(store: MetaStore<S>) {
             st.spare = buf;
             wake_durable(&mut st);
             // The threshold grows with the state: a log is compacted once it is as large as the
-        // last snapshot, so snapshot writing costs at most one byte per byte committed.
-        st.tail >= st.config.compact_log_bytes.max(st.snapshot_bytes) && !st.compacting
+            // last snapshot, so snapshot writing costs at most one byte per byte committed.
+            st.tail >= st.config.compact_log_bytes.max(st.snapshot_bytes) && !st.compacting
         };
         if compact {
             if let Err(e) = start_compaction(&store).await {
