@@ -41,7 +41,9 @@ impl std::ops::Add for BucketStats {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct BucketState {
     bucket: Option<Bucket>,
-    objects: HashMap<Box<[u8]>, Object>,
+    /// `foldhash` with a random per-process seed: several times faster than `SipHash` on 40-byte
+    /// keys, and keys chosen by clients cannot be precomputed to collide.
+    objects: HashMap<Box<[u8]>, Object, foldhash::fast::RandomState>,
     ordered: BTreeMap<Box<[u8]>, Listed>,
     uploads: BTreeMap<(Box<[u8]>, String), UploadState>,
     bytes: u64,
@@ -67,6 +69,15 @@ impl Index {
         Index::default()
     }
 
+    /// The state of `name`, created if missing; allocates the name only when creating.
+    fn bucket_state(&mut self, name: &str) -> &mut BucketState {
+        if !self.buckets.contains_key(name) {
+            self.buckets.insert(name.to_owned(), BucketState::default());
+        }
+        // Present: inserted just above if it was missing.
+        self.buckets.get_mut(name).expect("bucket state exists")
+    }
+
     /// Applies one op. Never fails: see the module docs.
     pub fn apply(&mut self, op: Op) {
         match op {
@@ -83,7 +94,7 @@ impl Index {
                 }
             }
             Op::PutObject(object) => {
-                let state = self.buckets.entry(object.bucket.clone()).or_default();
+                let state = self.bucket_state(&object.bucket);
                 state.bytes += object.size;
                 let key: Box<[u8]> = object.key.as_bytes().into();
                 state.ordered.insert(key.clone(), Listed::of(&object));
@@ -114,7 +125,7 @@ impl Index {
                 }
             }
             Op::PutUpload(upload) => {
-                let state = self.buckets.entry(upload.bucket.clone()).or_default();
+                let state = self.bucket_state(&upload.bucket);
                 let id = (upload.key.as_bytes().into(), upload.upload_id.clone());
                 state.uploads.insert(
                     id,

@@ -80,6 +80,32 @@ pub struct StoreStats {
     pub log_bytes: u64,
 }
 
+/// File contents at a 16-byte-aligned address, so that every frame payload is aligned for rkyv
+/// without a copy per frame. Copies only when the allocator returned a less aligned buffer.
+fn aligned(bytes: Vec<u8>) -> AlignedBytes {
+    if bytes.as_ptr().align_offset(16) == 0 {
+        return AlignedBytes::Plain(bytes);
+    }
+    let mut out = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes);
+    AlignedBytes::Copied(out)
+}
+
+enum AlignedBytes {
+    Plain(Vec<u8>),
+    Copied(rkyv::util::AlignedVec<16>),
+}
+
+impl std::ops::Deref for AlignedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            AlignedBytes::Plain(v) => v,
+            AlignedBytes::Copied(v) => v,
+        }
+    }
+}
+
 fn log_name(generation: u64) -> String {
     format!("log.{generation:020}")
 }
@@ -169,6 +195,7 @@ impl<S: Storage + 'static> MetaStore<S> {
             let Some(bytes) = storage.read(&snap_name(g)).await? else {
                 continue;
             };
+            let bytes = aligned(bytes);
             if let Some(loaded) = load_snapshot(&bytes) {
                 snapshot_bytes = bytes.len() as u64;
                 index = loaded.index;
@@ -186,6 +213,7 @@ impl<S: Storage + 'static> MetaStore<S> {
         for &g in logs.iter().filter(|&&g| g >= first_log) {
             let name = log_name(g);
             let bytes = storage.read(&name).await?.unwrap_or_default();
+            let bytes = aligned(bytes);
             let replay = replay_log(&mut index, &name, &bytes, &mut last_lsn, config.recovery)?;
             report.frames += replay.frames;
             report.ops += replay.ops;
