@@ -253,7 +253,11 @@ fn thread_cpu() -> Duration {
     // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant Linux defines.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
     assert_eq!(rc, 0);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    // The kernel returns a non-negative time with nanoseconds below one second.
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 criterion_group!(benches, appends, lookups, listing, recovery);
