@@ -209,13 +209,6 @@ fn recovery(c: &mut Criterion) {
             storage.bytes(),
             storage.bytes() as u64 / RECORDS
         );
-        storage
-    };
-    group.bench_function("open_1m_object_records", |b| {
-        let storage: &MemStorage = built.get_or_init(build_log);
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .expect("runtime");
         // One recovery timed in this thread's CPU time too: on a shared 2-core machine wall
         // time mostly measures the neighbours.
         let cpu_before = thread_cpu();
@@ -229,6 +222,13 @@ fn recovery(c: &mut Criterion) {
             "recovery of {RECORDS} records: wall {wall:?}, thread CPU {cpu:?} = {:.2} M records per CPU-second",
             RECORDS as f64 / cpu.as_secs_f64() / 1e6
         );
+        storage
+    };
+    group.bench_function("open_1m_object_records", |b| {
+        let storage: &MemStorage = built.get_or_init(build_log);
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .expect("runtime");
         b.iter_batched(
             || storage.clone(),
             |s| {
