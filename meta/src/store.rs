@@ -545,8 +545,7 @@ impl Future for Commit {
             return Poll::Ready(Err(e.clone()));
         }
         if !self.registered {
-            // Waiters are pushed in lsn order (lsns are assigned and awaited on one thread,
-            // the first poll follows the append directly), so waking pops from the front.
+            // Registered once: a monoio task's waker stays the same across polls.
             st.waiters.push_back((self.lsn, cx.waker().clone()));
             drop(st);
             self.registered = true;
@@ -556,15 +555,18 @@ impl Future for Commit {
 }
 
 fn wake_durable(st: &mut State) {
-    while st
-        .waiters
-        .front()
-        .is_some_and(|(lsn, _)| *lsn <= st.durable_lsn)
-    {
-        if let Some((_, waker)) = st.waiters.pop_front() {
-            waker.wake();
+    // Futures may be first polled in any order (a caller can hold a `Commit` and await it
+    // later), so waiters are not sorted by lsn: scan them all. The list holds at most the
+    // commits of the batches in flight, bounded by APPENDS_PENDING_MAX.
+    let durable = st.durable_lsn;
+    st.waiters.retain(|(lsn, waker)| {
+        if *lsn <= durable {
+            waker.wake_by_ref();
+            false
+        } else {
+            true
         }
-    }
+    });
 }
 
 fn poison(st: &mut State, error: MetaError) {
