@@ -30,7 +30,7 @@ pub mod testkit;
 pub use error::MetaError;
 pub use frame::{FRAME_ALIGN, FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
 pub use index::{BucketStats, Index, UploadState};
-pub use listing::{merge_pages, ListEntry, ListItem, ListPage, ListQuery, LIST_KEYS_MAX};
+pub use listing::{merge_pages, ListEntry, ListItem, ListPage, ListQuery, Listed, LIST_KEYS_MAX};
 pub use record::{
     BackendId, Bucket, Checksum, ChecksumAlgorithm, ContentHeaders, ETag, MetaPair, Object,
     ObjectPart, Op, Policy, QueueEntry, QueueKind, Record, Shard, ShardState, SiteId, Tombstone,

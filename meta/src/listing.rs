@@ -13,6 +13,25 @@ use std::ops::Bound;
 
 use crate::record::{ETag, Object};
 
+/// What a listing shows of an object, kept in the ordered map beside each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub size: u64,
+    pub etag: ETag,
+    pub mtime_ms: u64,
+}
+
+impl Listed {
+    #[must_use]
+    pub fn of(object: &Object) -> Listed {
+        Listed {
+            size: object.size,
+            etag: object.etag,
+            mtime_ms: object.mtime_ms,
+        }
+    }
+}
+
 /// Most items one page may hold; S3 never returns more than 1000 keys per page.
 pub const LIST_KEYS_MAX: usize = 1000;
 
@@ -108,7 +127,7 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// Lists one core's objects of one bucket.
 #[must_use]
-pub fn list_page(objects: &BTreeMap<Box<[u8]>, Object>, query: &ListQuery) -> ListPage {
+pub fn list_page(objects: &BTreeMap<Box<[u8]>, Listed>, query: &ListQuery) -> ListPage {
     let limit = query.max_keys.min(LIST_KEYS_MAX);
     let mut page = ListPage::default();
     if limit == 0 {
@@ -160,8 +179,9 @@ pub fn list_page(objects: &BTreeMap<Box<[u8]>, Object>, query: &ListQuery) -> Li
             }
             continue;
         }
+        // Keys come from UTF-8 strings; a lossy conversion can never change one.
         page.items.push(ListItem::Object(ListEntry {
-            key: object.key.clone(),
+            key: String::from_utf8_lossy(key).into_owned(),
             size: object.size,
             etag: object.etag,
             mtime_ms: object.mtime_ms,
@@ -204,9 +224,9 @@ mod tests {
     use super::*;
     use crate::testkit::typical_object;
 
-    fn objects(keys: &[&str]) -> BTreeMap<Box<[u8]>, Object> {
+    fn objects(keys: &[&str]) -> BTreeMap<Box<[u8]>, Listed> {
         keys.iter()
-            .map(|k| (k.as_bytes().into(), typical_object("b", k, 1)))
+            .map(|k| (k.as_bytes().into(), Listed::of(&typical_object("b", k, 1))))
             .collect()
     }
 
@@ -339,10 +359,10 @@ mod tests {
             .collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let whole = objects(&refs);
-        let mut cores = vec![BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
+        let mut cores = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
         for k in &keys {
             let c = crate::partition_of("b", k, 3).0 as usize;
-            cores[c].insert(k.as_bytes().into(), typical_object("b", k, 1));
+            cores[c].insert(k.as_bytes().into(), Listed::of(&typical_object("b", k, 1)));
         }
         for (delimiter, max) in [
             (None, 7),

@@ -216,9 +216,12 @@ pub fn load_snapshot(bytes: &[u8]) -> Option<LoadedSnapshot> {
 pub const SNAPSHOT_OPS_PER_FRAME: usize = 64;
 
 /// Serializes `index` (the state at log sequence number `lsn`) as a snapshot file: frames of up
-/// to [`SNAPSHOT_OPS_PER_FRAME`] ops numbered from 1, then a `SnapshotEnd` frame.
-pub fn encode_snapshot(index: &Index, lsn: u64) -> Result<Vec<u8>, MetaError> {
-    let mut out = Vec::new();
+/// to [`SNAPSHOT_OPS_PER_FRAME`] ops numbered from 1, then a `SnapshotEnd` frame. `size_hint`
+/// is the expected size (the previous snapshot's), used to reserve the buffer once.
+pub fn encode_snapshot(index: &Index, lsn: u64, size_hint: usize) -> Result<Vec<u8>, MetaError> {
+    // Sized up front: growing a buffer of tens of MiB by doubling copies it and faults in fresh
+    // pages several times over.
+    let mut out = Vec::with_capacity(size_hint);
     let mut frames = 0u64;
     let mut batch = Vec::with_capacity(SNAPSHOT_OPS_PER_FRAME);
     let mut failed = None;

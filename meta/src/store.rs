@@ -36,8 +36,9 @@ use crate::MetaError;
 /// list (about 0.5 KiB each for object records, so ~8 MiB at worst). More fail with `Busy`.
 pub const APPENDS_PENDING_MAX: usize = 16_384;
 
-/// Default log size that triggers a snapshot and a new log generation: 64 MiB replays in well
-/// under a second and bounds disk use to about twice the state plus this.
+/// Default log size that triggers a snapshot and a new log generation (or the size of the last
+/// snapshot, when larger): 64 MiB replays in well under a second, and disk use stays below
+/// about three times the state plus this.
 pub const COMPACT_LOG_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// Whether commits wait for fsync.
@@ -79,6 +80,32 @@ pub struct StoreStats {
     pub log_bytes: u64,
 }
 
+/// File contents at a 16-byte-aligned address, so that every frame payload is aligned for rkyv
+/// without a copy per frame. Copies only when the allocator returned a less aligned buffer.
+fn aligned(bytes: Vec<u8>) -> AlignedBytes {
+    if bytes.as_ptr().align_offset(16) == 0 {
+        return AlignedBytes::Plain(bytes);
+    }
+    let mut out = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes);
+    AlignedBytes::Copied(out)
+}
+
+enum AlignedBytes {
+    Plain(Vec<u8>),
+    Copied(rkyv::util::AlignedVec<16>),
+}
+
+impl std::ops::Deref for AlignedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            AlignedBytes::Plain(v) => v,
+            AlignedBytes::Copied(v) => v,
+        }
+    }
+}
+
 fn log_name(generation: u64) -> String {
     format!("log.{generation:020}")
 }
@@ -114,6 +141,8 @@ struct State {
     waiters: VecDeque<(u64, Waker)>,
     flushing: bool,
     compacting: bool,
+    /// Size of the last snapshot written (or loaded).
+    snapshot_bytes: u64,
     poison: Option<MetaError>,
     /// The last background snapshot failure, if any (reported, not fatal).
     compaction_error: Option<MetaError>,
@@ -161,11 +190,14 @@ impl<S: Storage + 'static> MetaStore<S> {
         let mut index = Index::new();
         let mut last_lsn = 0;
         let mut snapshot_generation = None;
+        let mut snapshot_bytes = 0;
         for &g in snaps.iter().rev() {
             let Some(bytes) = storage.read(&snap_name(g)).await? else {
                 continue;
             };
+            let bytes = aligned(bytes);
             if let Some(loaded) = load_snapshot(&bytes) {
+                snapshot_bytes = bytes.len() as u64;
                 index = loaded.index;
                 last_lsn = loaded.lsn;
                 report.snapshot = Some(snap_name(g));
@@ -181,6 +213,7 @@ impl<S: Storage + 'static> MetaStore<S> {
         for &g in logs.iter().filter(|&&g| g >= first_log) {
             let name = log_name(g);
             let bytes = storage.read(&name).await?.unwrap_or_default();
+            let bytes = aligned(bytes);
             let replay = replay_log(&mut index, &name, &bytes, &mut last_lsn, config.recovery)?;
             report.frames += replay.frames;
             report.ops += replay.ops;
@@ -223,6 +256,7 @@ impl<S: Storage + 'static> MetaStore<S> {
             waiters: VecDeque::new(),
             flushing: false,
             compacting: false,
+            snapshot_bytes,
             poison: None,
             compaction_error: None,
             queue_id_next,
@@ -511,8 +545,7 @@ impl Future for Commit {
             return Poll::Ready(Err(e.clone()));
         }
         if !self.registered {
-            // Waiters are pushed in lsn order (lsns are assigned and awaited on one thread,
-            // the first poll follows the append directly), so waking pops from the front.
+            // Registered once: a monoio task's waker stays the same across polls.
             st.waiters.push_back((self.lsn, cx.waker().clone()));
             drop(st);
             self.registered = true;
@@ -522,15 +555,18 @@ impl Future for Commit {
 }
 
 fn wake_durable(st: &mut State) {
-    while st
-        .waiters
-        .front()
-        .is_some_and(|(lsn, _)| *lsn <= st.durable_lsn)
-    {
-        if let Some((_, waker)) = st.waiters.pop_front() {
-            waker.wake();
+    // Futures may be first polled in any order (a caller can hold a `Commit` and await it
+    // later), so waiters are not sorted by lsn: scan them all. The list holds at most the
+    // commits of the batches in flight, bounded by APPENDS_PENDING_MAX.
+    let durable = st.durable_lsn;
+    st.waiters.retain(|(lsn, waker)| {
+        if *lsn <= durable {
+            waker.wake_by_ref();
+            false
+        } else {
+            true
         }
-    }
+    });
 }
 
 fn poison(st: &mut State, error: MetaError) {
@@ -587,7 +623,9 @@ async fn flush_loop<S: Storage + 'static>(store: MetaStore<S>) {
             buf.clear();
             st.spare = buf;
             wake_durable(&mut st);
-            st.tail >= st.config.compact_log_bytes && !st.compacting
+            // The threshold grows with the state: a log is compacted once it is as large as the
+            // last snapshot, so snapshot writing costs at most one byte per byte committed.
+            st.tail >= st.config.compact_log_bytes.max(st.snapshot_bytes) && !st.compacting
         };
         if compact {
             if let Err(e) = start_compaction(&store).await {
@@ -605,7 +643,10 @@ async fn start_compaction<S: Storage + 'static>(store: &MetaStore<S>) -> Result<
         let mut st = store.state.borrow_mut();
         st.compacting = true;
         // Every written frame is durable and applied here: the flusher is between batches.
-        (encode_snapshot(&st.index, st.durable_lsn)?, st.generation)
+        let hint = (st.snapshot_bytes + st.tail + st.tail / 8) as usize;
+        let snapshot = encode_snapshot(&st.index, st.durable_lsn, hint)?;
+        st.snapshot_bytes = snapshot.len() as u64;
+        (snapshot, st.generation)
     };
     let new_generation = old_generation + 1;
     store.storage.create(&log_name(new_generation)).await?;

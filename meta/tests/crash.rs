@@ -1,4 +1,4 @@
-//! Real crash test: a child process commits objects with group commit on io_uring files and
+//! Real crash test: a child process commits objects with group commit on `io_uring` files and
 //! prints each key once its commit is acknowledged; the parent kills it with SIGKILL at a random
 //! moment, reopens the directory and checks that every acknowledged key is there. Repeated for a
 //! bounded number of rounds on the same directory, so later rounds also recover earlier ones.

@@ -1,4 +1,4 @@
-//! The io_uring file storage: commits, compaction and reopen on a real directory.
+//! The `io_uring` file storage: commits, compaction and reopen on a real directory.
 
 mod common;
 

@@ -21,6 +21,9 @@ use tessera_meta::{
 
 const KEYS: u64 = 12;
 
+/// Every submitted commit: its sequence number and ops.
+type Issued = Vec<(u64, Vec<Op>)>;
+
 #[derive(Default, Clone, PartialEq, Debug)]
 struct Model {
     objects: BTreeMap<String, Object>,
@@ -126,7 +129,7 @@ fn crashes_keep_every_acknowledged_op_and_no_torn_one() {
                     .await
                     .expect(&context);
                 assert_matches_model(&store, &model, &context);
-                let issued: Rc<RefCell<Vec<(u64, Vec<Op>)>>> = Rc::default();
+                let issued: Rc<RefCell<Issued>> = Rc::default();
                 let acked_max = Rc::new(RefCell::new(0u64));
                 for t in 0..tasks {
                     let store = store.clone();
@@ -136,7 +139,7 @@ fn crashes_keep_every_acknowledged_op_and_no_torn_one() {
                     monoio::spawn(async move {
                         for _ in 0..ops_per_task {
                             // One to three ops per commit: a frame applies all or none.
-                            let ops: Vec<Op> = (0..1 + rng.below(3) * rng.below(2))
+                            let ops: Vec<Op> = (0..=rng.below(3) * rng.below(2))
                                 .map(|_| random_op(&mut rng, store.allocate_queue_id()))
                                 .collect();
                             let commit = store.submit(ops.clone()).expect("submit");
@@ -171,7 +174,9 @@ fn crashes_keep_every_acknowledged_op_and_no_torn_one() {
             );
             for (lsn, ops) in &sorted {
                 if *lsn <= base {
-                    ops.iter().for_each(|op| model.apply(op));
+                    for op in ops {
+                        model.apply(op);
+                    }
                 }
             }
             snapshot_loads += u32::from(report.snapshot.is_some());

@@ -189,7 +189,7 @@ fn compaction_snapshots_and_reopens_identically() {
         for t in 0..16u64 {
             let store = store.clone();
             tasks.push(monoio::spawn(async move {
-                for i in 0..300 / 16 + 1 {
+                for i in 0..=(300 / 16) {
                     let n = i * 16 + t;
                     if n < 300 {
                         let key = format!("k{n}");
@@ -221,4 +221,45 @@ fn compaction_snapshots_and_reopens_identically() {
     assert!(report.snapshot.is_some());
     assert_eq!(keys_present(&reopened, 300).len(), 300);
     assert!(store.with_index(|a| reopened.with_index(|b| a == b)));
+}
+
+/// Polls `fut` exactly once (registering its waker) and returns whether it finished.
+async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx).is_ready())
+    })
+    .await
+}
+
+#[test]
+fn commits_awaited_out_of_order_complete_promptly() {
+    // Registers a later commit's waiter before an earlier one's while the earlier batch's fsync
+    // is in flight, then checks the earlier commit resolves on its own fsync (only one fsync
+    // done), not after the next batch's.
+    let storage = MemStorage::new();
+    run(async {
+        let (store, _) = MetaStore::open(storage.clone(), StoreConfig::default())
+            .await
+            .unwrap();
+        let mut first = store
+            .submit(vec![Op::PutBucket(testkit::bucket("a"))])
+            .unwrap();
+        // The flusher takes the first batch and starts its fsync.
+        common::yield_once().await;
+        assert_eq!(store.store_stats().fsyncs, 0);
+        let mut second = store
+            .submit(vec![Op::PutBucket(testkit::bucket("b"))])
+            .unwrap();
+        assert!(!poll_once(&mut second).await);
+        assert!(!poll_once(&mut first).await);
+        assert_eq!(first.await.unwrap(), 1);
+        assert_eq!(
+            store.store_stats().fsyncs,
+            1,
+            "woken by its own fsync, not the next"
+        );
+        assert!(store.bucket("a").is_some());
+        assert_eq!(second.await.unwrap(), 2);
+        assert_eq!(store.store_stats().fsyncs, 2);
+    });
 }

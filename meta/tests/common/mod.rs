@@ -6,7 +6,7 @@ use std::future::Future;
 use tessera_meta::{testkit, MemStorage, MetaStore, Storage, StoreConfig};
 
 /// Runs `f` on a fresh single-threaded monoio runtime (epoll driver: in-memory storage needs no
-/// io_uring).
+/// `io_uring`).
 pub fn run<F: Future>(f: F) -> F::Output {
     monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
@@ -15,7 +15,7 @@ pub fn run<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Like [`run`] but on io_uring, for the file storage.
+/// Like [`run`] but on `io_uring`, for the file storage.
 pub fn run_uring<F: Future>(f: F) -> F::Output {
     monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .enable_timer()
