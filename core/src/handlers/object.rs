@@ -565,7 +565,7 @@ pub async fn get(
                     "The requested range is not satisfiable",
                 )
                 .with_resource(format!("/{bucket_name}/{key}"));
-                return Ok(Response::error(&error, "")
+                return Ok(Response::s3_error(error)
                     .with_header("Content-Range", format!("bytes */{}", object.size)));
             }
         }

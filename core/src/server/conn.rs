@@ -246,6 +246,11 @@ async fn write_response(
     is_head: bool,
 ) -> Result<(), ()> {
     ctx.metrics().record_status(response.head.status);
+    if let Some(error) = response.error.take() {
+        if error.status() != 304 {
+            response.body = error.to_xml(request_id).into_bytes();
+        }
+    }
     response.head.header("x-amz-request-id", request_id);
     response.head.header(
         "Date",

@@ -19,6 +19,9 @@ pub struct Response {
     pub close: bool,
     /// An object body streamed after the head, of `head_only_length` bytes.
     pub stream: Option<crate::engine::read::ObjectReader>,
+    /// An S3 error whose XML body is rendered when the response is written (that is where the
+    /// request id is known).
+    pub error: Option<S3Error>,
 }
 
 impl Response {
@@ -31,6 +34,7 @@ impl Response {
             head_only_length: None,
             close: false,
             stream: None,
+            error: None,
         }
     }
 
@@ -50,6 +54,17 @@ impl Response {
         if error.status() == 304 {
             response.body.clear();
         }
+        response
+    }
+
+    /// The S3 XML error document for `error`, rendered with the request id when written.
+    #[must_use]
+    pub fn s3_error(error: S3Error) -> Self {
+        let mut response = Response::empty(error.status());
+        if error.status() != 304 {
+            response.head.header("Content-Type", "application/xml");
+        }
+        response.error = Some(error);
         response
     }
 
