@@ -44,6 +44,27 @@ pub struct Segment {
     whole: bool,
 }
 
+/// One shard's chunks for a batch of stripes: the verified bytes as read from the site (no
+/// copy), or chunks rebuilt from parity.
+#[derive(Debug, Default)]
+struct Fetched {
+    buffer: Vec<u8>,
+    /// Where each stripe's chunk lies in `buffer`, in stripe order.
+    chunks: Vec<Range<usize>>,
+}
+
+impl Fetched {
+    fn chunk(&self, position: usize) -> &[u8] {
+        &self.buffer[self.chunks[position].clone()]
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(chunk);
+        self.chunks.push(start..self.buffer.len());
+    }
+}
+
 /// Why a shard could not be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -128,7 +149,7 @@ impl Segment {
 
     /// Fetches `stripes` from shard `index` and verifies every chunk; returns the chunks
     /// (without trailers), one per stripe.
-    async fn fetch_shard(&self, index: usize, stripes: Range<u64>) -> Result<Vec<Vec<u8>>, Fault> {
+    async fn fetch_shard(&self, index: usize, stripes: Range<u64>) -> Result<Fetched, Fault> {
         let shard = &self.object.shards[index];
         let stored = self.layout.stored_range(stripes.clone());
         let len = stored.end - stored.start;
@@ -161,9 +182,10 @@ impl Segment {
                 .ok_or(Fault::Damaged)?;
             let chunk =
                 tessera_ec::verify_stored_chunk(stored_chunk).map_err(|_| Fault::Damaged)?;
-            chunks.push(chunk.to_vec());
+            debug_assert_eq!(chunk.len(), chunk_len);
+            chunks.push(offset..offset + chunk_len);
         }
-        Ok(chunks)
+        Ok(Fetched { buffer, chunks })
     }
 
     /// Notes that shard `index` failed this read.
@@ -177,12 +199,9 @@ impl Segment {
     /// Fetches the batch: the needed data shards first (for replicas, the first good copy);
     /// if any fails, more shards until k are good, then reconstructs. Returns, per shard
     /// index, its chunks (one per stripe) when they were fetched or rebuilt.
-    async fn fetch_batch(
-        &mut self,
-        stripes: Range<u64>,
-    ) -> Result<Vec<Option<Vec<Vec<u8>>>>, S3Error> {
+    async fn fetch_batch(&mut self, stripes: Range<u64>) -> Result<Vec<Option<Fetched>>, S3Error> {
         let n = self.shape.n;
-        let mut have: Vec<Option<Vec<Vec<u8>>>> = vec![None; n];
+        let mut have: Vec<Option<Fetched>> = (0..n).map(|_| None).collect();
         if self.shape.replica {
             for index in 0..n {
                 if self.bad.contains(index) {
@@ -245,7 +264,7 @@ impl Segment {
     fn reconstruct(
         &self,
         stripes: &Range<u64>,
-        have: &mut [Option<Vec<Vec<u8>>>],
+        have: &mut [Option<Fetched>],
         good: ShardSet,
         needed: ShardSet,
     ) -> Result<(), S3Error> {
@@ -254,7 +273,7 @@ impl Segment {
         let mut rebuild_set = ShardSet::EMPTY;
         for &i in &rebuild {
             rebuild_set = rebuild_set.with(i);
-            have[i] = Some(Vec::with_capacity((stripes.end - stripes.start) as usize));
+            have[i] = Some(Fetched::default());
         }
         // Use exactly k good shards: ISA-L decodes from any k.
         let present = good.iter().take(k).fold(ShardSet::EMPTY, ShardSet::with);
@@ -262,7 +281,7 @@ impl Segment {
             let chunk_len = self.layout.stripe(stripe).chunk_len as usize;
             let mut shards: Vec<Vec<u8>> = (0..n)
                 .map(|i| match (&have[i], present.contains(i)) {
-                    (Some(chunks), true) => chunks[position].clone(),
+                    (Some(fetched), true) => fetched.chunk(position).to_vec(),
                     _ => vec![0; chunk_len],
                 })
                 .collect();
@@ -272,8 +291,8 @@ impl Segment {
                 })?
                 .map_err(|e| internal(format!("reconstruct: {e}")))?;
             for &i in &rebuild {
-                if let Some(chunks) = &mut have[i] {
-                    chunks.push(std::mem::take(&mut shards[i]));
+                if let Some(fetched) = &mut have[i] {
+                    fetched.push(&shards[i]);
                 }
             }
         }
@@ -281,7 +300,7 @@ impl Segment {
     }
 
     /// Copies the requested bytes of `stripes` out of the data chunks.
-    fn assemble(&self, stripes: &Range<u64>, have: &[Option<Vec<Vec<u8>>>]) -> Vec<u8> {
+    fn assemble(&self, stripes: &Range<u64>, have: &[Option<Fetched>]) -> Vec<u8> {
         let mut out = Vec::new();
         for (position, index) in stripes.clone().enumerate() {
             let stripe = self.layout.stripe(index);
@@ -294,7 +313,7 @@ impl Segment {
                 }
                 // `fetch_batch` returned every needed shard's chunks (fetched or rebuilt).
                 let Some(chunks) = shard_chunks else { continue };
-                let chunk = &chunks[position];
+                let chunk = chunks.chunk(position);
                 let from = (start - chunk_range.start) as usize;
                 out.extend_from_slice(&chunk[from..from + (end - start) as usize]);
             }
