@@ -126,7 +126,11 @@ impl Segment {
         let stripes = self.next_stripe..(self.next_stripe + per_batch).min(self.end_stripe);
         self.next_stripe = stripes.end;
         let chunks = self.fetch_batch(stripes.clone()).await?;
-        Ok(Some(self.assemble(&stripes, &chunks)))
+        let out = self.assemble(&stripes, &chunks);
+        for fetched in chunks.into_iter().flatten() {
+            self.engine.give_buffer(fetched.buffer);
+        }
+        Ok(Some(out))
     }
 
     /// Data shards whose chunks hold requested bytes in `stripes`.
@@ -154,7 +158,7 @@ impl Segment {
         let stored = self.layout.stored_range(stripes.clone());
         let len = stored.end - stored.start;
         let site = &self.engine.sites[usize::from(shard.site)];
-        let buffer = Vec::with_capacity(len as usize);
+        let buffer = self.engine.take_buffer(len as usize);
         let key = backend_key(&shard.backend_id);
         let (result, buffer) = site
             .get_range(
@@ -301,7 +305,14 @@ impl Segment {
 
     /// Copies the requested bytes of `stripes` out of the data chunks.
     fn assemble(&self, stripes: &Range<u64>, have: &[Option<Fetched>]) -> Vec<u8> {
-        let mut out = Vec::new();
+        let first = self
+            .layout
+            .stripe(stripes.start)
+            .object_offset
+            .max(self.range.start);
+        let last = self.layout.stripe(stripes.end - 1);
+        let end = (last.object_offset + last.data_len).min(self.range.end);
+        let mut out = self.engine.take_buffer(end.saturating_sub(first) as usize);
         for (position, index) in stripes.clone().enumerate() {
             let stripe = self.layout.stripe(index);
             for (i, shard_chunks) in have.iter().enumerate().take(self.shape.k) {

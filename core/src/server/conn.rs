@@ -276,7 +276,8 @@ async fn write_response(
                 Ok(Some(piece)) => {
                     sent += piece.len() as u64;
                     CoreMetrics::add(&ctx.metrics().bytes_out, piece.len() as u64);
-                    conn.write_all_buf(piece).await?;
+                    let piece = conn.write_all_buf(piece).await?;
+                    ctx.engine.give_buffer(piece);
                 }
                 Ok(None) if sent == body_len => {
                     let damaged = stream.damaged();
