@@ -95,8 +95,9 @@ impl PhaseResult {
 enum Plan {
     /// Operation `kind` on object `seq % objects` for each sequence number.
     Sequence(OpKind),
-    /// Listing pages; each worker pages through its bucket and starts over.
-    List,
+    /// Listing pages; each worker pages through its bucket and starts over, or stops after
+    /// one full pass when `single_pass`.
+    List { single_pass: bool },
     /// Weighted random operations on the worker's own keys.
     Mixed([u32; 5]),
 }
@@ -170,20 +171,18 @@ pub fn run(config: &RunConfig) -> Result<Vec<PhaseResult>, BenchError> {
             }
             results.push(prepared);
         }
-        let (plan, default_ops) = match config.workload {
-            Workload::Single(OpKind::List) => {
-                let pages_per_pass = config.objects.div_ceil(u64::from(config.list_max_keys));
-                (
-                    Plan::List,
-                    pages_per_pass.max(1) * config.concurrency as u64,
-                )
-            }
-            Workload::Single(kind) => (Plan::Sequence(kind), config.objects),
-            Workload::Mixed(weights) => (Plan::Mixed(weights), config.objects),
+        let plan = match config.workload {
+            // With neither a duration nor an operation count, each worker lists its bucket
+            // once, so the keys listed add up to the objects per bucket × workers.
+            Workload::Single(OpKind::List) => Plan::List {
+                single_pass: config.duration.is_none() && config.ops.is_none(),
+            },
+            Workload::Single(kind) => Plan::Sequence(kind),
+            Workload::Mixed(weights) => Plan::Mixed(weights),
         };
-        let mut ops_max = match config.duration {
-            Some(_) => config.ops,
-            None => Some(config.ops.unwrap_or(default_ops)),
+        let mut ops_max = match (config.duration, plan) {
+            (Some(_), _) | (None, Plan::List { .. }) => config.ops,
+            (None, _) => Some(config.ops.unwrap_or(config.objects)),
         };
         if matches!(plan, Plan::Sequence(OpKind::Delete)) {
             // Each object can be deleted once.
@@ -364,6 +363,7 @@ fn worker(phase: &Phase<'_>, w: usize, stop_at: Option<Instant>, live: &Live) ->
     };
     let list_bucket = config.bucket_of(w as u64);
     let mut list_token: Option<String> = None;
+    let mut listed_once = false;
     loop {
         if stop_at.is_some_and(|t| Instant::now() >= t) {
             break;
@@ -374,7 +374,12 @@ fn worker(phase: &Phase<'_>, w: usize, stop_at: Option<Instant>, live: &Live) ->
         }
         let (kind, index) = match (phase.plan, owned.as_mut()) {
             (Plan::Sequence(kind), _) => (kind, seq % config.objects),
-            (Plan::List, _) => (OpKind::List, 0),
+            (Plan::List { single_pass }, _) => {
+                if single_pass && listed_once {
+                    break;
+                }
+                (OpKind::List, 0)
+            }
             (Plan::Mixed(weights), Some(keys)) => {
                 let mut kind = choose_kind(&mut rng, &weights);
                 if matches!(kind, OpKind::Get | OpKind::Head | OpKind::Delete)
@@ -418,10 +423,13 @@ fn worker(phase: &Phase<'_>, w: usize, stop_at: Option<Instant>, live: &Live) ->
                     Ok(page) => {
                         stats[OpKind::List.index()].keys_listed += page.keys;
                         list_token = page.next;
+                        listed_once |= list_token.is_none();
                         Ok(0)
                     }
                     Err(e) => {
+                        // A failed page ends the pass: retrying it could loop forever.
                         list_token = None;
+                        listed_once = true;
                         Err(e)
                     }
                 }
