@@ -291,29 +291,47 @@ impl<'a> Client<'a> {
         keep_body: bool,
     ) -> Result<(ResponseHead, Vec<u8>), BenchError> {
         let head = self.read_head(head_request)?;
-        let ok = expected.contains(&head.status);
+        if !expected.contains(&head.status) {
+            return Err(self.status_error(&head));
+        }
         let mut body = Vec::new();
         self.read_body(&head, &mut |piece| {
-            if (keep_body || !ok) && body.len() + piece.len() <= SMALL_BODY_BYTES_MAX {
-                body.extend_from_slice(piece);
-            } else if keep_body && ok {
+            if !keep_body {
+                return Ok(());
+            }
+            if body.len() + piece.len() > SMALL_BODY_BYTES_MAX {
                 return Err(BenchError::Protocol(
                     "response body above SMALL_BODY_BYTES_MAX",
                 ));
             }
+            body.extend_from_slice(piece);
             Ok(())
         })?;
         if head.close {
             self.drop_connection();
         }
-        if !ok {
-            let code = wire::xml_text(&body, "Code").map(str::to_owned);
-            return Err(BenchError::Status {
-                status: head.status,
-                code,
-            });
-        }
         Ok((head, body))
+    }
+
+    /// Reads the body of an unexpected response (keeping at most `SMALL_BODY_BYTES_MAX`) and
+    /// turns it into [`BenchError::Status`] with the S3 error code it carries.
+    fn status_error(&mut self, head: &ResponseHead) -> BenchError {
+        let mut body = Vec::new();
+        let read = self.read_body(head, &mut |piece| {
+            let room = SMALL_BODY_BYTES_MAX.saturating_sub(body.len());
+            body.extend_from_slice(&piece[..piece.len().min(room)]);
+            Ok(())
+        });
+        if let Err(e) = read {
+            return e;
+        }
+        if head.close {
+            self.drop_connection();
+        }
+        BenchError::Status {
+            status: head.status,
+            code: wire::xml_text(&body, "Code").map(str::to_owned),
+        }
     }
 
     /// After a failed write the server may already have answered (e.g. 403 before the body):
@@ -513,22 +531,7 @@ impl<'a> Client<'a> {
             written.map_err(BenchError::Io)?;
             let response = c.read_head(false)?;
             if response.status != 200 {
-                // Put the head back in line: finish_response re-reads nothing, so build the
-                // error from the body directly.
-                let mut body = Vec::new();
-                c.read_body(&response, &mut |piece| {
-                    if body.len() + piece.len() <= SMALL_BODY_BYTES_MAX {
-                        body.extend_from_slice(piece);
-                    }
-                    Ok(())
-                })?;
-                if response.close {
-                    c.drop_connection();
-                }
-                return Err(BenchError::Status {
-                    status: response.status,
-                    code: wire::xml_text(&body, "Code").map(str::to_owned),
-                });
+                return Err(c.status_error(&response));
             }
             let mut offset = 0u64;
             let total = c.read_body(&response, &mut |piece| {
