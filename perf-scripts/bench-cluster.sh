@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Starts and stops what a benchmark talks to: a Tessera gateway with a given policy and core
-# count over a set of sites (local directories, or `rclone serve s3` servers as real S3 sites),
-# a baseline S3 server (one `rclone serve s3`, the "same client straight to one site" of the
-# matrix), and tessera-bench's no-op server (the client's own ceiling). Each process's PID is
+# count over a set of sites (local directories, `rclone serve s3` servers, or buckets of one
+# Ceph radosgw: real S3 servers from ../shared/DESIGN.md), a baseline S3 server (rclone or
+# radosgw, the "same client straight to one site" of the matrix), and tessera-bench's no-op
+# server (the client's own ceiling). Each process's PID is
 # kept in the state directory so bench-matrix.sh can read its CPU time and peak RSS in /proc.
 #
-#   bench-cluster.sh gateway  --policy ec:2+1 [--cores 2] [--sites 6] [--site-kind dir|rclone]
-#                             [--fsync always|never] [--port 9700]
-#   bench-cluster.sh baseline [--port 9710]
+#   bench-cluster.sh gateway  --policy ec:2+1 [--cores 2] [--sites 6]
+#                             [--site-kind dir|rclone|radosgw] [--fsync always|never] [--port 9700]
+#   bench-cluster.sh baseline [--kind rclone|radosgw] [--port 9710]
 #   bench-cluster.sh noop     [--port 9720] [--object-size 64MiB]
 #   bench-cluster.sh stop     [gateway|baseline|noop|all]   stops by PID, deletes their data
 #   bench-cluster.sh env      prints export BENCH_<NAME>_URL / _PID lines of what runs
@@ -34,8 +35,25 @@ wait_port() { # host port what
     die "$3 did not open $1:$2"
 }
 
+# perf-scripts/s3-servers/radosgw.sh with its state under DIR and its ports from BASE up, so
+# that it cannot collide with the copy the site tests run.
+rgw() { # dir base-port start|stop
+    TESSERA_RGW_STATE="$1/radosgw" TESSERA_RGW_HTTP_PORT=$2 TESSERA_RGW_TLS_PORT=$(($2 + 1)) \
+        TESSERA_RGW_MON_PORT=$(($2 + 2)) TESSERA_RGW_MS_PORT_MIN=$(($2 + 10)) \
+        TESSERA_RGW_MS_PORT_MAX=$(($2 + 40)) TESSERA_RGW_ACCESS_KEY=$ACCESS_KEY \
+        TESSERA_RGW_SECRET_KEY=$SECRET_KEY bash perf-scripts/s3-servers/radosgw.sh "$3"
+}
+
+start_rgw() { # dir base-port -> starts radosgw, remembers the port for stop
+    echo "$2" >"$1/radosgw.port"
+    rgw "$1" "$2" start >/dev/null
+}
+
 stop_one() { # name
     local dir="$STATE/$1"
+    if [ -f "$dir/radosgw.port" ]; then
+        rgw "$dir" "$(cat "$dir/radosgw.port")" stop || true
+    fi
     if [ -d "$dir" ]; then
         for pidfile in "$dir"/*.pid; do
             [ -f "$pidfile" ] || continue
@@ -74,6 +92,8 @@ gateway() {
     stop_one gateway
     local dir="$STATE/gateway"
     mkdir -p "$dir/meta"
+    local rgw_port=$((port + 100))
+    [ "$kind" = radosgw ] && start_rgw "$dir" "$rgw_port"
     local conf="$dir/tessera.toml"
     cat >"$conf" <<EOT
 # Written by perf-scripts/bench-cluster.sh: policy $policy, $cores core(s), $sites $kind sites.
@@ -119,7 +139,20 @@ access_key = "$ACCESS_KEY"
 secret_key = "$SECRET_KEY"
 EOT
             ;;
-        *) die "unknown site kind $kind (dir or rclone)" ;;
+        radosgw)
+            cat >>"$conf" <<EOT
+
+[[sites]]
+kind = "s3"
+name = "site$i"
+endpoint = "http://127.0.0.1:$rgw_port"
+region = "us-east-1"
+bucket = "shards$i"
+access_key = "$ACCESS_KEY"
+secret_key = "$SECRET_KEY"
+EOT
+            ;;
+        *) die "unknown site kind $kind (dir, rclone or radosgw)" ;;
         esac
     done
     "$TESSERA_BIN" serve --config "$conf" >"$dir/gateway.log" 2>&1 &
@@ -129,13 +162,29 @@ EOT
 }
 
 baseline() {
-    local port=9710
-    [ "${1:-}" = "--port" ] && port=$2
+    local port=9710 kind=rclone
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --port) port=$2; shift 2 ;;
+        --kind) kind=$2; shift 2 ;;
+        *) die "unknown baseline option $1" ;;
+        esac
+    done
     stop_one baseline
     local dir="$STATE/baseline"
     mkdir -p "$dir"
-    start_rclone "$dir" "$port" rclone >"$dir/server.pid"
-    wait_port 127.0.0.1 "$port" "the baseline rclone"
+    case "$kind" in
+    rclone)
+        start_rclone "$dir" "$port" rclone >"$dir/server.pid"
+        wait_port 127.0.0.1 "$port" "the baseline rclone"
+        ;;
+    radosgw)
+        start_rgw "$dir" "$port"
+        # The measured process is radosgw itself (not the monitor or the OSD).
+        cp "$dir/radosgw/run/client.rgw.pid" "$dir/server.pid"
+        ;;
+    *) die "unknown baseline kind $kind (rclone or radosgw)" ;;
+    esac
     echo "http://127.0.0.1:$port" >"$dir/url"
 }
 

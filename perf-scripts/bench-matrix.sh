@@ -13,7 +13,8 @@
 #   perf-scripts/bench-matrix.sh [--quick] [--publish] [options]
 #     --sizes "4KiB 1MiB 16MiB 64MiB"   --ops "put get"   --concurrency "1 4 16 64"
 #     --policies "ec:2+1 ec:4+2 replica:3"   --cores "1 2"   --repeat 3   --duration 5s
-#     --targets "gateway baseline noop"   --site-kind dir|rclone   --sites 6
+#     --targets "gateway baseline noop"   --site-kind dir|rclone|radosgw   --sites 6
+#     --baseline-kind rclone|radosgw
 #     --fsync always|never   --mode unsigned|signed|chunked-crc32|chunked-signed
 #     --out DIR (default /tmp/tessera-bench-matrix)   --no-build
 #     --quick     sizes "4KiB 1MiB 64MiB", concurrency "1 16", repeat 1, duration 3s
@@ -34,6 +35,7 @@ REPEAT=3
 DURATION=5s
 TARGETS="gateway baseline noop"
 SITE_KIND=dir
+BASELINE_KIND=rclone
 SITES=6
 FSYNC=always
 MODE=unsigned
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --targets) TARGETS=$2; shift 2 ;;
     --site-kind) SITE_KIND=$2; shift 2 ;;
+    --baseline-kind) BASELINE_KIND=$2; shift 2 ;;
     --sites) SITES=$2; shift 2 ;;
     --fsync) FSYNC=$2; shift 2 ;;
     --mode) MODE=$2; shift 2 ;;
@@ -174,9 +177,10 @@ matrix() {
     echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "cores=$(nproc)"
     echo "kernel=$(uname -r)"
+    echo "gateway_bin=$TESSERA_BIN"
     echo "memory_gib=$(awk '/^MemTotal:/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
     echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "site_kind=$SITE_KIND sites=$SITES fsync=$FSYNC mode=$MODE duration=$DURATION repeat=$REPEAT"
+    echo "site_kind=$SITE_KIND baseline=$BASELINE_KIND sites=$SITES fsync=$FSYNC mode=$MODE duration=$DURATION repeat=$REPEAT"
 } >"$OUT/machine.txt"
 
 for target in $TARGETS; do
@@ -195,7 +199,7 @@ for target in $TARGETS; do
         done
         ;;
     baseline)
-        bash "$CLUSTER" baseline
+        bash "$CLUSTER" baseline --kind "$BASELINE_KIND"
         eval "$(bash "$CLUSTER" env)"
         "$BENCH" put --endpoint "$BENCH_BASELINE_URL" --setup --objects 1 --size 1 --quiet >/dev/null
         matrix baseline "$BENCH_BASELINE_URL" "$BENCH_BASELINE_PID" "-" "-"

@@ -129,8 +129,7 @@ def find(cells, target, policy, cores, op, size_bytes, conc=None):
 
 def targets(cells):
     """The issue's targets, evaluated on the gateway rows that exist."""
-    all_cores = sorted({k[2] for k in cells if k[0] == "gateway"})
-    most = all_cores[-1] if all_cores else None
+    all_cores = sorted({k[2] for k in cells if k[0] == "gateway"}) or ["2"]
     mib64, mib1, kib4 = 64 << 20, 1 << 20, 4 << 10
 
     def median_of(found, field, pick=min):
@@ -144,23 +143,24 @@ def targets(cells):
         verdict = "" if value is None else ("met" if ok(value) else "**missed**")
         rows.append(f"| {name} | {target} | {shown} | {verdict} |")
 
-    put64 = find(cells, "gateway", "ec:2+1", most, "put", mib64)
-    get64 = find(cells, "gateway", "ec:2+1", most, "get", mib64)
-    v = median_of(put64, "cpu_s_per_gib")
-    add("gateway CPU per GiB, PUT 64 MiB, ec 2+1 (best concurrency)", "≤ 1.5 s", v,
-        lambda x: x <= 1.5, " s")
-    v = median_of(get64, "cpu_s_per_gib")
-    add("gateway CPU per GiB, GET 64 MiB, ec 2+1 (best concurrency)", "≤ 0.4 s", v,
-        lambda x: x <= 0.4, " s")
-    v = median_of(find(cells, "gateway", "ec:2+1", most, "get", mib64, 4), "mib_s", max)
-    add("GET 64 MiB, ec 2+1, concurrency 4", "≥ 1.5 GiB/s", None if v is None else v / 1024,
-        lambda x: x >= 1.5, " GiB/s")
-    v = median_of(find(cells, "gateway", "ec:2+1", most, "put", kib4, 64), "ops_s", max)
-    add("PUT 4 KiB, concurrency 64", "≥ 10,000 ops/s", v, lambda x: x >= 10_000)
-    v = median_of(find(cells, "gateway", "ec:2+1", most, "get", kib4, 64), "ops_s", max)
-    add("GET 4 KiB, concurrency 64", "≥ 20,000 ops/s", v, lambda x: x >= 20_000)
-    v = median_of(find(cells, "gateway", "ec:2+1", most, "get", kib4, 16), "p99_ms")
-    add("p99 GET 4 KiB, concurrency 16", "≤ 5 ms", v, lambda x: x <= 5, " ms")
+    for most in all_cores:
+        put64 = find(cells, "gateway", "ec:2+1", most, "put", mib64)
+        get64 = find(cells, "gateway", "ec:2+1", most, "get", mib64)
+        v = median_of(put64, "cpu_s_per_gib")
+        add(f"gateway CPU per GiB, PUT 64 MiB, ec 2+1 (best concurrency), --cores {most}", "≤ 1.5 s", v,
+            lambda x: x <= 1.5, " s")
+        v = median_of(get64, "cpu_s_per_gib")
+        add(f"gateway CPU per GiB, GET 64 MiB, ec 2+1 (best concurrency), --cores {most}", "≤ 0.4 s", v,
+            lambda x: x <= 0.4, " s")
+        v = median_of(find(cells, "gateway", "ec:2+1", most, "get", mib64, 4), "mib_s", max)
+        add(f"GET 64 MiB, ec 2+1, concurrency 4, --cores {most}", "≥ 1.5 GiB/s", None if v is None else v / 1024,
+            lambda x: x >= 1.5, " GiB/s")
+        v = median_of(find(cells, "gateway", "ec:2+1", most, "put", kib4, 64), "ops_s", max)
+        add(f"PUT 4 KiB, concurrency 64, --cores {most}", "≥ 10,000 ops/s", v, lambda x: x >= 10_000)
+        v = median_of(find(cells, "gateway", "ec:2+1", most, "get", kib4, 64), "ops_s", max)
+        add(f"GET 4 KiB, concurrency 64, --cores {most}", "≥ 20,000 ops/s", v, lambda x: x >= 20_000)
+        v = median_of(find(cells, "gateway", "ec:2+1", most, "get", kib4, 16), "p99_ms")
+        add(f"p99 GET 4 KiB, concurrency 16, --cores {most}", "≤ 5 ms", v, lambda x: x <= 5, " ms")
     one = median_of(find(cells, "gateway", "ec:2+1", "1", "get", mib1), "cpu_s_per_gib")
     two = median_of(find(cells, "gateway", "ec:2+1", "2", "get", mib1), "cpu_s_per_gib")
     ratio = two / one if one and two else None
@@ -240,6 +240,9 @@ def main():
     cells = summarize(runs)
     machine = (out / "machine.txt").read_text() if (out / "machine.txt").exists() else ""
     images = plots(out, cells)
+    # Free-form observations about this run (load, what else ran), if the operator wrote any.
+    notes = (out / "notes.md").read_text().strip() + "\n" if (out / "notes.md").exists() else ""
+
     parts = [
         "# Tessera benchmark results",
         "",
@@ -253,6 +256,7 @@ def main():
         machine.strip(),
         "```",
         "",
+        notes,
         "## Targets",
         "",
         targets(cells),

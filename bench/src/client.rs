@@ -15,7 +15,7 @@
 
 use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tessera_http::checksum::{ChecksumAlgorithm, ChecksumHasher};
 use tessera_http::codec::BodyDecoder;
@@ -51,6 +51,15 @@ pub struct Auth {
     pub secret_key: String,
     /// Signing region.
     pub region: String,
+}
+
+/// What a successful GET returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetOutcome {
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Time from the start of the request to its response head (time to first byte).
+    pub first_byte: Duration,
 }
 
 /// One page of a listing.
@@ -499,18 +508,19 @@ impl<'a> Client<'a> {
         self.finish_response(false, &[200], false).map(|_| ())
     }
 
-    /// `GetObject`; returns the body length. With `verify`, every byte is checked against
-    /// `key`'s content and the length against `expected_size`.
+    /// `GetObject`. With `verify`, every byte is checked against `key`'s content and the
+    /// length against `expected_size`.
     pub fn get(
         &mut self,
         bucket: &str,
         key: &str,
         verify: bool,
         expected_size: Option<u64>,
-    ) -> Result<u64, BenchError> {
+    ) -> Result<GetOutcome, BenchError> {
         let path = wire::object_path(bucket, key);
         let seed = key_seed(key);
         let pattern = self.pattern;
+        let started = Instant::now();
         self.guarded(|c| {
             let signer = c.signer();
             let mut head = std::mem::take(&mut c.head);
@@ -530,6 +540,7 @@ impl<'a> Client<'a> {
             c.head = head;
             written.map_err(BenchError::Io)?;
             let response = c.read_head(false)?;
+            let first_byte = started.elapsed();
             if response.status != 200 {
                 return Err(c.status_error(&response));
             }
@@ -551,7 +562,10 @@ impl<'a> Client<'a> {
                     offset: total.min(expected_size.unwrap_or(0)),
                 });
             }
-            Ok(total)
+            Ok(GetOutcome {
+                bytes: total,
+                first_byte,
+            })
         })
     }
 

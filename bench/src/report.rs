@@ -189,6 +189,15 @@ pub fn json(config: &RunConfig, results: &[PhaseResult]) -> String {
                 h.max()
             );
             json_number(&mut out, h.mean());
+            let t = &s.first_byte_us;
+            let _ = write!(
+                out,
+                "}},\"first_byte_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}",
+                t.quantile(0.5),
+                t.quantile(0.9),
+                t.quantile(0.99),
+                t.max()
+            );
             out.push_str("},\"errors_by_kind\":{");
             for (i, (error, n)) in s.errors_by_kind.iter().enumerate() {
                 if i > 0 {

@@ -34,6 +34,8 @@ pub const ERROR_KINDS_MAX: usize = 32;
 pub struct OpStats {
     /// Latencies of successful operations, µs.
     pub latency_us: Histogram,
+    /// Time to the response head of successful GETs, µs (empty for other operations).
+    pub first_byte_us: Histogram,
     /// Successful operations.
     pub ops: u64,
     /// Payload bytes moved by successful operations (PUT sent, GET received).
@@ -49,6 +51,7 @@ pub struct OpStats {
 impl OpStats {
     fn merge(&mut self, other: &OpStats) {
         self.latency_us.merge(&other.latency_us);
+        self.first_byte_us.merge(&other.first_byte_us);
         self.ops += other.ops;
         self.bytes += other.bytes;
         self.errors += other.errors;
@@ -410,7 +413,14 @@ fn worker(phase: &Phase<'_>, w: usize, stop_at: Option<Instant>, live: &Live) ->
         let started = Instant::now();
         let result = match kind {
             OpKind::Put => client.put(&bucket, &key, size).map(|()| size),
-            OpKind::Get => client.get(&bucket, &key, config.verify, Some(size)),
+            OpKind::Get => client
+                .get(&bucket, &key, config.verify, Some(size))
+                .map(|got| {
+                    stats[OpKind::Get.index()]
+                        .first_byte_us
+                        .record(got.first_byte.as_micros() as u64);
+                    got.bytes
+                }),
             OpKind::Head => client.head(&bucket, &key).map(|_| 0),
             OpKind::Delete => client.delete(&bucket, &key).map(|()| 0),
             OpKind::List => {

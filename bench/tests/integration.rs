@@ -113,6 +113,10 @@ fn noop_server_get_and_put_run_clean() {
     assert!((number(get, "ops") - 50.0).abs() < f64::EPSILON);
     assert!((number(get, "bytes") - 50.0 * 1_048_576.0).abs() < 1.0);
     assert!(number(get, "errors") == 0.0 && number(get, "mib_s") > 0.0);
+    // Time to first byte is recorded for GETs and never exceeds the whole request's time.
+    let (_, first_byte) = get.split_once("\"first_byte_us\":").expect("first_byte_us");
+    let ttfb_p50 = number(first_byte, "p50");
+    assert!(ttfb_p50 > 0.0 && ttfb_p50 <= number(get, "p50"), "{get}");
     for mode in ["unsigned", "signed", "chunked-crc32", "chunked-signed"] {
         let out = bench(&[
             "put",
