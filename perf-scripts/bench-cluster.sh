@@ -28,6 +28,7 @@ SECRET_KEY="${BENCH_SECRET_KEY:-tesserabenchsecret00000000000000000000001}"
 die() { echo "bench-cluster: $*" >&2; exit 1; }
 
 wait_port() { # host port what
+    local i
     for ((i = 0; i < 300; i++)); do
         if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
         sleep 0.1
@@ -57,7 +58,7 @@ stop_one() { # name
     if [ -d "$dir" ]; then
         for pidfile in "$dir"/*.pid; do
             [ -f "$pidfile" ] || continue
-            local pid
+            local pid i
             pid=$(cat "$pidfile")
             kill "$pid" 2>/dev/null || true
             for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -76,7 +77,7 @@ start_rclone() { # dir port logname -> prints pid
 }
 
 gateway() {
-    local policy="ec:2+1" cores=2 sites=6 kind=dir fsync=always port=9700
+    local policy="ec:2+1" cores=2 sites=6 kind=dir fsync=always port=9700 i
     while [ $# -gt 0 ]; do
         case "$1" in
         --policy) policy=$2; shift 2 ;;
