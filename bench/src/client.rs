@@ -229,6 +229,7 @@ impl<'a> Client<'a> {
         if self.end == self.buf.len() {
             return Err(BenchError::Protocol("response head larger than the buffer"));
         }
+        // `fill` runs only inside `guarded`, after `connect`.
         let stream = self.stream.as_mut().expect("connected before use");
         let n = loop {
             match stream.read(&mut self.buf[self.end..]) {

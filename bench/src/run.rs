@@ -241,6 +241,7 @@ fn run_phase(phase: &Phase<'_>) -> PhaseResult {
         }
         live.done.store(true, Ordering::Relaxed);
         if let Some(progress) = progress {
+            // The progress loop only formats and writes to stderr; a panic there is a bug.
             progress.join().expect("progress thread panicked");
         }
     });
