@@ -14,9 +14,13 @@ const EXACT_BELOW: u64 = 2 * SUB_BUCKETS;
 pub const BUCKET_COUNT: usize = (EXACT_BELOW + 57 * SUB_BUCKETS) as usize;
 
 /// Latencies of one operation kind, in microseconds.
+///
+/// The bucket array (30 KiB) is allocated on the first sample, so the many histograms a run
+/// keeps (per worker, per operation kind, latency and time to first byte) cost nothing for
+/// operations a worker never performs.
 #[derive(Clone, Debug)]
 pub struct Histogram {
-    counts: Box<[u64]>,
+    counts: Vec<u64>,
     count: u64,
     sum: u128,
     min: u64,
@@ -52,11 +56,11 @@ fn bucket_high(bucket: usize) -> u64 {
 }
 
 impl Histogram {
-    /// An empty histogram (30 KiB).
+    /// An empty histogram; it allocates nothing until the first sample.
     #[must_use]
     pub fn new() -> Self {
         Histogram {
-            counts: vec![0; BUCKET_COUNT].into_boxed_slice(),
+            counts: Vec::new(),
             count: 0,
             sum: 0,
             min: u64::MAX,
@@ -66,6 +70,9 @@ impl Histogram {
 
     /// Records one latency.
     pub fn record(&mut self, micros: u64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKET_COUNT];
+        }
         self.counts[bucket_of(micros)] += 1;
         self.count += 1;
         self.sum += u128::from(micros);
@@ -75,6 +82,12 @@ impl Histogram {
 
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Histogram) {
+        if other.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKET_COUNT];
+        }
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a += b;
         }
@@ -223,10 +236,19 @@ mod tests {
 
     #[test]
     fn empty_and_extreme_values() {
-        // An empty histogram reports zeros; u64::MAX lands in the last bucket without panic.
+        // An empty histogram reports zeros, holds no buckets, and merging it changes nothing;
+        // u64::MAX lands in the last bucket without panic.
         let h = Histogram::new();
         assert_eq!(h.quantile(0.99), 0);
         assert_eq!(h.min(), 0);
+        assert!(h.counts.is_empty());
+        let mut one = Histogram::new();
+        one.record(7);
+        one.merge(&h);
+        assert_eq!((one.count(), one.quantile(1.0)), (1, 7));
+        let mut empty = Histogram::new();
+        empty.merge(&one);
+        assert_eq!((empty.count(), empty.quantile(0.5), empty.min()), (1, 7, 7));
         let mut h = Histogram::new();
         h.record(u64::MAX);
         assert_eq!(bucket_of(u64::MAX), BUCKET_COUNT - 1);
