@@ -204,6 +204,9 @@ pub struct Plan {
 }
 
 type VersionKey = (String, String, u64);
+/// The best version seen so far of one (bucket, key): (mtime, version id, object, indices
+/// of its missing shards).
+type Candidate = (u64, u64, Object, Vec<u16>);
 
 /// Groups scanned shards into objects. `sites` is the number of configured sites; `fresh_id`
 /// supplies backend ids for the `Pending` placeholders of missing shards.
@@ -235,7 +238,7 @@ pub fn plan(
     }
 
     // Candidates per (bucket, key): (mtime, version id, object, missing shard indices).
-    let mut candidates: BTreeMap<(String, String), (u64, u64, Object, Vec<u16>)> = BTreeMap::new();
+    let mut candidates: BTreeMap<(String, String), Candidate> = BTreeMap::new();
     let mut offer = |object: Object, missing: Vec<u16>| {
         let rank = (object.mtime_ms, object.version_id);
         let slot = (object.bucket.clone(), object.key.clone());
@@ -335,13 +338,14 @@ fn whole_object(
     let shards: Vec<Shard> = found
         .iter()
         .enumerate()
-        .map(|(i, shard)| match shard {
-            Some(shard) => Shard {
-                site: shard.site,
-                backend_id: shard.backend_id,
-                state: ShardState::Durable,
-            },
-            None => {
+        .map(|(i, shard)| {
+            if let Some(shard) = shard {
+                Shard {
+                    site: shard.site,
+                    backend_id: shard.backend_id,
+                    state: ShardState::Durable,
+                }
+            } else {
                 missing.push(i as u16);
                 Shard {
                     site: free.next().unwrap_or((i % sites.max(1)) as SiteId),

@@ -396,9 +396,9 @@ fn read_index(r: &mut Reader<'_>) -> Result<PartIndex, ManifestError> {
         let shard_count = usize::from(r.u8()?);
         let mut shards = Vec::with_capacity(shard_count);
         for _ in 0..shard_count {
-            let site = r.u16()?;
+            let site_id: SiteId = r.u16()?;
             let id: BackendId = r.take(16)?.try_into().map_err(|_| ManifestError::Corrupt)?;
-            shards.push((site, id));
+            shards.push((site_id, id));
         }
         parts.push(IndexedPart {
             number,

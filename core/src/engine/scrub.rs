@@ -193,18 +193,14 @@ impl Scrub {
             return;
         }
         let pass = self.pass;
-        let first_seen = match self.suspects.get_mut(&(site_id, id)) {
-            Some((first, seen)) => {
-                *seen = pass;
-                *first
+        let Some((first_seen, seen)) = self.suspects.get_mut(&(site_id, id)) else {
+            if self.suspects.len() < SCRUB_SUSPECTS_MAX {
+                self.suspects.insert((site_id, id), (now, pass));
             }
-            None => {
-                if self.suspects.len() < SCRUB_SUSPECTS_MAX {
-                    self.suspects.insert((site_id, id), (now, pass));
-                }
-                return;
-            }
+            return;
         };
+        *seen = pass;
+        let first_seen = *first_seen;
         if now.saturating_sub(first_seen) < grace_ms {
             return;
         }
