@@ -8,10 +8,15 @@
 //!          └─ verdict against this core's index (no await between lookup and verdict):
 //!               referenced by the object, one of its parts, an upload's part,
 //!               or (part index) the object's current version  ─► keep, forget
+//!               bucket unknown to the metadata                 ─► keep, warn once
 //!               else written < grace ago                       ─► keep
 //!               else first seen unreferenced ≥ grace ago       ─► delete at the site
 //!               else                                           ─► remember when first seen
 //! ```
+//!
+//! A shard of a bucket the metadata does not know is never deleted: that is how every shard
+//! looks to a gateway started on an empty data directory before `tessera recover` ran, and
+//! deleting them would turn a lost disk into lost data.
 //!
 //! Two conditions guard a young write: the manifest's write time and the first sighting must
 //! both be a grace period old. The second covers a PUT whose body streamed for longer than the
@@ -57,6 +62,9 @@ pub enum Verdict {
     Young,
     /// Unreferenced and old enough: a candidate for deletion.
     Orphan,
+    /// Its bucket is unknown to the metadata: kept, because this is what every shard looks
+    /// like to a gateway started on an empty data directory before `tessera recover` ran.
+    UnknownBucket,
 }
 
 /// Whether shard `backend_id` (with `manifest`) is referenced by this core's `index`.
@@ -83,7 +91,9 @@ pub fn verdict(
             .take_while(|u| u.upload.key == key)
             .any(|u| u.parts.values().any(|p| holds(&p.shards)))
     };
-    if by_object || (manifest.part_number > 0 && by_upload()) {
+    if index.bucket(bucket).is_none() {
+        Verdict::UnknownBucket
+    } else if by_object || (manifest.part_number > 0 && by_upload()) {
         Verdict::Referenced
     } else if now_ms.saturating_sub(manifest.mtime_ms) < grace_ms {
         Verdict::Young
@@ -106,6 +116,7 @@ pub struct Scrub {
     pass: u64,
     /// Orphans deleted since start.
     pub deleted: u64,
+    warned_unknown_bucket: bool,
 }
 
 /// Runs forever on this core (stopped with the runtime).
@@ -188,6 +199,15 @@ impl Scrub {
         let found = meta
             .local
             .with_index(|index| verdict(index, manifest, &id, now, grace_ms));
+        if found == Verdict::UnknownBucket && !self.warned_unknown_bucket {
+            self.warned_unknown_bucket = true;
+            crate::runtime::log(format_args!(
+                "scrub: site {} holds shards of bucket `{}`, which the metadata does not know; \
+                 they are kept (run `tessera recover` if this data directory lost its metadata)",
+                site.name(),
+                manifest.bucket
+            ));
+        }
         if found != Verdict::Orphan {
             self.suspects.remove(&(site_id, id));
             return;
@@ -236,7 +256,8 @@ impl Scrub {
 mod tests {
     use super::*;
     use tessera_meta::{
-        ContentHeaders, ETag, Object, ObjectPart, Op, Policy, Shard, ShardState, Upload, UploadPart,
+        Bucket, ContentHeaders, ETag, Object, ObjectPart, Op, Policy, Shard, ShardState, Upload,
+        UploadPart,
     };
 
     fn manifest(key: &str, version_id: u64, part_number: u16) -> Manifest {
@@ -296,6 +317,17 @@ mod tests {
     #[test]
     fn verdicts() {
         let mut index = Index::new();
+        // Nothing is deleted while the bucket is unknown (an empty data directory).
+        assert_eq!(
+            verdict(&index, &manifest("k", 5, 0), &[1; 16], u64::MAX, 1),
+            Verdict::UnknownBucket
+        );
+        index.apply(Op::PutBucket(Bucket {
+            name: "b".into(),
+            created_ms: 0,
+            policy: Policy::Replica { n: 3 },
+            owner: "o".into(),
+        }));
         let part = ObjectPart {
             number: 1,
             size: 10,

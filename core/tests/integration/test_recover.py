@@ -215,24 +215,44 @@ def test_sigkill_during_puts_then_restart(tmp_path):
         s3.create_bucket(Bucket="crash")
         bodies = [os.urandom(rng.choice([0, 1, 4096, 70_000, 600_000, 1_500_000])) for _ in range(200)]
 
-        def writer():
-            for i, body in enumerate(bodies):
+        def writer(first):
+            # Four writers with their own connections keep several PUTs in flight at the kill.
+            client = gw.client()
+            for i in range(first, len(bodies), 4):
                 try:
-                    s3.put_object(Bucket="crash", Key=f"k{i:03}", Body=body)
+                    client.put_object(Bucket="crash", Key=f"k{i:03}", Body=bodies[i])
                 except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
                     return
-                acked[f"k{i:03}"] = body
+                acked[f"k{i:03}"] = bodies[i]
 
-        thread = threading.Thread(target=writer)
-        thread.start()
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
         time.sleep(rng.uniform(0.5, 2.5))
         gw.proc.send_signal(signal.SIGKILL)
-        thread.join(timeout=60)
-        assert not thread.is_alive()
+        for thread in threads:
+            thread.join(timeout=60)
+            assert not thread.is_alive()
     finally:
         gw.stop()
         gw.tmp.cleanup()
     assert 0 < len(acked) < 200, f"{len(acked)} PUTs acknowledged before the kill"
+    print(f"{len(acked)} PUTs acknowledged; {len(shard_files(root))} shard files and "
+          f"{len(temporaries(root))} temporaries after the kill")
+
+    # Whatever the kill left, plant one certain orphan: a complete shard (a copy of a real
+    # one, so its manifest names a live object) under an id no metadata references, as a
+    # gateway killed between its shards' finish and its record's commit leaves behind.
+    source = sorted(shard_files(root))[0]
+    orphan_id = os.urandom(16).hex()
+    site_root = source[:source.rindex("/", 0, source.rindex("/"))]
+    os.makedirs(os.path.join(site_root, orphan_id[:2]), exist_ok=True)
+    orphan = os.path.join(site_root, orphan_id[:2], orphan_id)
+    shutil.copyfile(source, orphan)
+    # And a temporary of a writer that died mid-shard.
+    stale_tmp = os.path.join(site_root, ".tmp", f"{orphan_id[:2]}+{orphan_id}.0.1")
+    with open(stale_tmp, "wb") as f:
+        f.write(b"partial shard")
 
     gw = Gateway(data_dir=data_dir, config_text=text, extra_args=["--cores", str(CORES)])
     try:
@@ -247,9 +267,12 @@ def test_sigkill_during_puts_then_restart(tmp_path):
         def converged():
             return len(shard_files(root)) == 3 * len(listed) and not temporaries(root)
 
+        print(f"{len(listed)} objects listed after the restart")
         wait_for(converged, 60,
                  f"{3 * len(listed)} shards and no temporaries (have {len(shard_files(root))} "
                  f"and {len(temporaries(root))})")
+        assert not os.path.exists(orphan) and not os.path.exists(stale_tmp)
+        assert "scrub: deleted orphan shard" in gw.logs()
         for key, body in acked.items():
             assert sha(s3.get_object(Bucket="crash", Key=key)["Body"].read()) == sha(body), key
     finally:
