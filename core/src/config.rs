@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub write_quorum: usize,
     /// Largest object a single PUT may carry (S3: 5 GiB).
     pub object_size_max: u64,
+    /// How old an unreferenced shard must be (since it was written, and since the scrub first
+    /// saw it unreferenced) before the scrub deletes it. Default one hour.
+    pub orphan_grace_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             placement: crate::engine::policy::Placement::Shuffle,
             write_quorum: 0,
             object_size_max: 5 << 30,
+            orphan_grace_ms: crate::engine::scrub::ORPHAN_GRACE_MS_DEFAULT,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod handlers;
 pub mod mesh;
 pub mod metrics;
+pub mod recover;
 pub mod runtime;
 pub mod server;
 pub mod site;

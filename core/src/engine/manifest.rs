@@ -12,10 +12,20 @@
 //!         bucket, key: u16 length + UTF-8
 //!         6 content headers: u16 length + bytes, 0xFFFF = absent
 //!         metadata: u16 count, then name, value (u16 length + bytes each)
+//!         part index: u8 (0 = none, 1 = present), then if present:
+//!           policy: tag u8 (0 ec, 1 replica, 2 hybrid), threshold u64, n u8, k u8, m u8,
+//!                   chunk_size u32
+//!           u16 part count, then per part: number u16, size u64, etag [16],
+//!           u8 shard count, then per shard: site u16, backend id [16]
 //! ```
 //! All integers little-endian. The trailer (16 bytes) is found from the end of the shard.
+//!
+//! A *part index* is a footer-only shard (no chunk area) written by CompleteMultipartUpload:
+//! the part shards were written before the client chose which parts make up the object, so
+//! only the index can say which parts (and which of their shards) belong to the completed
+//! object. It carries the object's own version id, ETag, size, headers and metadata.
 
-use tessera_meta::{ContentHeaders, MetaPair};
+use tessera_meta::{BackendId, ContentHeaders, MetaPair, Policy, SiteId};
 
 /// Bytes after the body: length, checksum, magic.
 pub const TRAILER_BYTES: usize = 16;
@@ -24,6 +34,10 @@ pub const MAGIC: [u8; 4] = *b"TSM1";
 /// Width of the checksum field (the longest S3 checksum, SHA-256).
 pub const CHECKSUM_FIELD_BYTES: usize = 32;
 const ABSENT: u16 = u16::MAX;
+/// Most parts a part index lists: the S3 limit on parts of one multipart upload.
+pub const INDEX_PARTS_MAX: usize = 10_000;
+/// Most shards one indexed part lists (a policy's n is a `u8`).
+pub const INDEX_PART_SHARDS_MAX: usize = u8::MAX as usize;
 
 /// What one shard says about itself and its object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +74,30 @@ pub struct Manifest {
     pub headers: ContentHeaders,
     /// User metadata.
     pub user_metadata: Vec<MetaPair>,
+    /// Present only on the footer-only shards that record a completed multipart object.
+    pub index: Option<PartIndex>,
+}
+
+/// The parts of a completed multipart object, as CompleteMultipartUpload recorded them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartIndex {
+    /// The object's policy (the upload's, possibly `Hybrid`: each part resolves it by size).
+    pub policy: Policy,
+    /// Parts in part-number order.
+    pub parts: Vec<IndexedPart>,
+}
+
+/// One part of a completed multipart object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedPart {
+    /// Part number (1..=10 000).
+    pub number: u16,
+    /// Part size in bytes.
+    pub size: u64,
+    /// MD5 of the part.
+    pub etag: [u8; 16],
+    /// Where each of the part's shards lives, in shard order.
+    pub shards: Vec<(SiteId, BackendId)>,
 }
 
 /// Why a footer could not be read.
@@ -83,6 +121,25 @@ fn put_str(out: &mut Vec<u8>, text: Option<&str>) {
         }
         None => out.extend_from_slice(&ABSENT.to_le_bytes()),
     }
+}
+
+/// Policy as a fixed 16 bytes: tag, threshold, n, k, m, chunk size (unused fields zero).
+fn put_policy(out: &mut Vec<u8>, policy: &Policy) {
+    let (tag, threshold, n, k, m, chunk_size) = match *policy {
+        Policy::Ec { k, m, chunk_size } => (0_u8, 0_u64, 0_u8, k, m, chunk_size),
+        Policy::Replica { n } => (1, 0, n, 0, 0, 0),
+        Policy::Hybrid {
+            threshold,
+            n,
+            k,
+            m,
+            chunk_size,
+        } => (2, threshold, n, k, m, chunk_size),
+    };
+    out.push(tag);
+    out.extend_from_slice(&threshold.to_le_bytes());
+    out.extend_from_slice(&[n, k, m]);
+    out.extend_from_slice(&chunk_size.to_le_bytes());
 }
 
 /// Serializes the footer (body and trailer).
@@ -129,6 +186,26 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
     for pair in &manifest.user_metadata {
         put_str(&mut out, Some(&pair.name));
         put_str(&mut out, Some(&pair.value));
+    }
+    match &manifest.index {
+        None => out.push(0),
+        Some(index) => {
+            out.push(1);
+            put_policy(&mut out, &index.policy);
+            assert!(index.parts.len() <= INDEX_PARTS_MAX);
+            out.extend_from_slice(&(index.parts.len() as u16).to_le_bytes());
+            for part in &index.parts {
+                assert!(part.shards.len() <= INDEX_PART_SHARDS_MAX);
+                out.extend_from_slice(&part.number.to_le_bytes());
+                out.extend_from_slice(&part.size.to_le_bytes());
+                out.extend_from_slice(&part.etag);
+                out.push(part.shards.len() as u8);
+                for (site, id) in &part.shards {
+                    out.extend_from_slice(&site.to_le_bytes());
+                    out.extend_from_slice(id);
+                }
+            }
+        }
     }
     let body_len = out.len() as u32;
     let crc = tessera_ec::chunk_checksum(&out);
@@ -261,6 +338,11 @@ pub fn decode(footer: &[u8]) -> Result<Manifest, ManifestError> {
             value: r.required()?,
         });
     }
+    let index = match r.u8()? {
+        0 => None,
+        1 => Some(read_index(&mut r)?),
+        _ => return Err(ManifestError::Corrupt),
+    };
     if r.at != body.len() {
         return Err(ManifestError::Corrupt);
     }
@@ -281,7 +363,51 @@ pub fn decode(footer: &[u8]) -> Result<Manifest, ManifestError> {
         key,
         headers,
         user_metadata,
+        index,
     })
+}
+
+fn read_index(r: &mut Reader<'_>) -> Result<PartIndex, ManifestError> {
+    let tag = r.u8()?;
+    let threshold = r.u64()?;
+    let (n, k, m) = (r.u8()?, r.u8()?, r.u8()?);
+    let chunk_size = r.u32()?;
+    let policy = match tag {
+        0 => Policy::Ec { k, m, chunk_size },
+        1 => Policy::Replica { n },
+        2 => Policy::Hybrid {
+            threshold,
+            n,
+            k,
+            m,
+            chunk_size,
+        },
+        _ => return Err(ManifestError::Corrupt),
+    };
+    let count = usize::from(r.u16()?);
+    if count > INDEX_PARTS_MAX {
+        return Err(ManifestError::Corrupt);
+    }
+    let mut parts = Vec::with_capacity(count);
+    for _ in 0..count {
+        let number = r.u16()?;
+        let size = r.u64()?;
+        let etag: [u8; 16] = r.take(16)?.try_into().map_err(|_| ManifestError::Corrupt)?;
+        let shard_count = usize::from(r.u8()?);
+        let mut shards = Vec::with_capacity(shard_count);
+        for _ in 0..shard_count {
+            let site_id: SiteId = r.u16()?;
+            let id: BackendId = r.take(16)?.try_into().map_err(|_| ManifestError::Corrupt)?;
+            shards.push((site_id, id));
+        }
+        parts.push(IndexedPart {
+            number,
+            size,
+            etag,
+            shards,
+        });
+    }
+    Ok(PartIndex { policy, parts })
 }
 
 #[cfg(test)]
@@ -313,6 +439,76 @@ mod tests {
                 name: "owner".into(),
                 value: "me".into(),
             }],
+            index: None,
+        }
+    }
+
+    fn indexed() -> Manifest {
+        Manifest {
+            shard: 1,
+            k: 1,
+            n: 3,
+            replica: true,
+            chunk_size: 0,
+            part_number: 0,
+            etag_parts: 2,
+            checksum: None,
+            index: Some(PartIndex {
+                policy: Policy::Hybrid {
+                    threshold: 1 << 20,
+                    n: 3,
+                    k: 2,
+                    m: 1,
+                    chunk_size: 1 << 20,
+                },
+                parts: vec![
+                    IndexedPart {
+                        number: 1,
+                        size: 5 << 20,
+                        etag: [1; 16],
+                        shards: vec![(0, [9; 16]), (2, [8; 16]), (1, [7; 16])],
+                    },
+                    IndexedPart {
+                        number: 3,
+                        size: 17,
+                        etag: [3; 16],
+                        shards: vec![(1, [6; 16]), (0, [5; 16]), (2, [4; 16])],
+                    },
+                ],
+            }),
+            ..sample()
+        }
+    }
+
+    /// A part index footer round-trips for every policy kind, and a footer with an index is
+    /// not mistaken for one without.
+    #[test]
+    fn part_index_round_trip() {
+        let mut manifest = indexed();
+        for policy in [
+            Policy::Ec {
+                k: 4,
+                m: 2,
+                chunk_size: 65_536,
+            },
+            Policy::Replica { n: 3 },
+            indexed().index.unwrap().policy,
+        ] {
+            manifest.index.as_mut().unwrap().policy = policy;
+            let footer = encode(&manifest);
+            assert_eq!(decode(&footer).unwrap(), manifest);
+            assert_ne!(footer, encode(&sample()));
+        }
+    }
+
+    /// Every single-byte corruption of a part index footer is detected as well.
+    #[test]
+    fn part_index_corruption_detected() {
+        let footer = encode(&indexed());
+        for i in 0..footer.len() {
+            let mut bad = footer.clone();
+            bad[i] ^= 0x01;
+            assert!(decode(&bad).is_err(), "flip at {i} not detected");
         }
     }
 

@@ -18,6 +18,7 @@ pub mod purge;
 pub mod put;
 pub mod read;
 pub mod repair;
+pub mod scrub;
 
 use std::cell::RefCell;
 

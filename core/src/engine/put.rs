@@ -137,6 +137,7 @@ impl Engine {
                 key: request.key.to_owned(),
                 headers: request.headers.clone(),
                 user_metadata: request.user_metadata.to_vec(),
+                index: None,
             })
             .collect();
         let footer_len = manifest::encode(&manifests[0]).len() as u64;

@@ -131,6 +131,7 @@ async fn rebuild_shard(
         key: object.key.clone(),
         headers: object.headers.clone(),
         user_metadata: object.user_metadata.clone(),
+        index: None,
     });
     let site = engine
         .sites

@@ -290,6 +290,8 @@ pub async fn complete(
         shards: Vec::new(),
         parts,
     };
+    // The part index lets `tessera recover` rebuild this object from the sites alone.
+    crate::recover::write_part_index(&ctx.engine, &object).await?;
     let delete = Op::DeleteUpload {
         bucket: bucket_name.to_owned(),
         key: key.to_owned(),

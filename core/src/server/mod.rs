@@ -130,6 +130,11 @@ pub async fn run_core(
         .unwrap_or(crate::handlers::bucket::DEFAULT_POLICY);
     monoio::spawn(crate::engine::purge::run(Rc::clone(&engine), store));
     monoio::spawn(crate::engine::repair::run(Rc::clone(&engine), meta.clone()));
+    monoio::spawn(crate::engine::scrub::run(
+        Rc::clone(&engine),
+        meta.clone(),
+        shared.config.engine.orphan_grace_ms,
+    ));
     let ctx = Rc::new(CoreCtx {
         core,
         shared,

@@ -1,0 +1,395 @@
+//! The scrub: collects orphaned shards — shards at a site that no metadata references, left
+//! by a gateway killed between writing shards and committing the record, by a failed
+//! CompleteMultipartUpload, or by `tessera recover` skipping older versions.
+//!
+//! ```text
+//!  every pass (each core): every site: list "" page by page
+//!     └─ batch of keys ─► read manifest footers ─► owned by this core? (partition_of)
+//!          └─ verdict against this core's index (no await between lookup and verdict):
+//!               referenced by the object, one of its parts, an upload's part,
+//!               or (part index) the object's current version  ─► keep, forget
+//!               bucket unknown to the metadata                 ─► keep, warn once
+//!               else written < grace ago                       ─► keep
+//!               else first seen unreferenced ≥ grace ago       ─► delete at the site
+//!               else                                           ─► remember when first seen
+//! ```
+//!
+//! A shard of a bucket the metadata does not know is never deleted: that is how every shard
+//! looks to a gateway started on an empty data directory before `tessera recover` ran, and
+//! deleting them would turn a lost disk into lost data.
+//!
+//! Two conditions guard a young write: the manifest's write time and the first sighting must
+//! both be a grace period old. The second covers a PUT whose body streamed for longer than the
+//! grace period: its shards become visible only at `finish`, just before the record commits.
+//! Each core decides only for the keys it owns, against its own index, so a verdict never
+//! crosses cores; the price is that every core reads every manifest (cheap: two small reads
+//! per shard per pass, at a low rate).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tessera_meta::{partition_of, BackendId, Index, SiteId};
+
+use super::manifest::Manifest;
+use super::Engine;
+use crate::mesh::MetaClient;
+use crate::recover::{backend_id_of, read_manifest};
+
+/// Default grace period (config `engine.orphan_grace_ms`): one hour, far longer than any
+/// single PUT or part upload takes to commit after its shards finish.
+pub const ORPHAN_GRACE_MS_DEFAULT: u64 = 3_600_000;
+/// Manifests read per step; a step is followed by [`SCRUB_STEP_PAUSE`], which bounds the
+/// scrub to a small share of a core and of each site's request rate.
+pub const SCRUB_BATCH_MAX: usize = 16;
+/// Pause after each step.
+pub const SCRUB_STEP_PAUSE: Duration = Duration::from_millis(20);
+/// Longest pause between passes.
+pub const SCRUB_PASS_INTERVAL_MAX: Duration = Duration::from_secs(600);
+/// Shortest pause between passes.
+pub const SCRUB_PASS_INTERVAL_MIN: Duration = Duration::from_millis(200);
+/// Unreferenced shards remembered between passes (~40 bytes each, so ~2.6 MiB per core at
+/// most). Beyond it new sightings are not remembered; they are collected in later passes.
+pub const SCRUB_SUSPECTS_MAX: usize = 65_536;
+
+/// What the scrub does with one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Metadata references it: keep.
+    Referenced,
+    /// Unreferenced, but written less than the grace period ago: keep for now.
+    Young,
+    /// Unreferenced and old enough: a candidate for deletion.
+    Orphan,
+    /// Its bucket is unknown to the metadata: kept, because this is what every shard looks
+    /// like to a gateway started on an empty data directory before `tessera recover` ran.
+    UnknownBucket,
+}
+
+/// Whether shard `backend_id` (with `manifest`) is referenced by this core's `index`.
+#[must_use]
+pub fn verdict(
+    index: &Index,
+    manifest: &Manifest,
+    backend_id: &BackendId,
+    now_ms: u64,
+    grace_ms: u64,
+) -> Verdict {
+    let (bucket, key) = (manifest.bucket.as_str(), manifest.key.as_str());
+    let holds = |shards: &[tessera_meta::Shard]| shards.iter().any(|s| s.backend_id == *backend_id);
+    let by_object = index.object(bucket, key).is_some_and(|object| {
+        if manifest.index.is_some() {
+            object.version_id == manifest.version_id && !object.parts.is_empty()
+        } else {
+            holds(&object.shards) || object.parts.iter().any(|p| holds(&p.shards))
+        }
+    });
+    let by_upload = || {
+        index
+            .uploads(bucket, Some((key, "")))
+            .take_while(|u| u.upload.key == key)
+            .any(|u| u.parts.values().any(|p| holds(&p.shards)))
+    };
+    if index.bucket(bucket).is_none() {
+        Verdict::UnknownBucket
+    } else if by_object || (manifest.part_number > 0 && by_upload()) {
+        Verdict::Referenced
+    } else if now_ms.saturating_sub(manifest.mtime_ms) < grace_ms {
+        Verdict::Young
+    } else {
+        Verdict::Orphan
+    }
+}
+
+/// The pause between passes for a grace period: a quarter of it, within bounds.
+#[must_use]
+pub fn pass_interval(grace_ms: u64) -> Duration {
+    Duration::from_millis(grace_ms / 4).clamp(SCRUB_PASS_INTERVAL_MIN, SCRUB_PASS_INTERVAL_MAX)
+}
+
+/// One core's scrub state across passes.
+#[derive(Debug, Default)]
+pub struct Scrub {
+    /// (site, id) → (first seen unreferenced, pass last seen).
+    suspects: HashMap<(SiteId, BackendId), (u64, u64)>,
+    pass: u64,
+    /// Orphans deleted since start.
+    pub deleted: u64,
+    warned_unknown_bucket: bool,
+}
+
+/// Runs forever on this core (stopped with the runtime).
+pub async fn run(engine: Rc<Engine>, meta: MetaClient, grace_ms: u64) {
+    let mut scrub = Scrub::default();
+    loop {
+        monoio::time::sleep(pass_interval(grace_ms)).await;
+        scrub.pass(&engine, &meta, grace_ms).await;
+    }
+}
+
+impl Scrub {
+    /// One pass over every site.
+    pub async fn pass(&mut self, engine: &Engine, meta: &MetaClient, grace_ms: u64) {
+        self.pass += 1;
+        for (site_index, site) in engine.sites.iter().enumerate() {
+            let Ok(site_id) = SiteId::try_from(site_index) else {
+                break;
+            };
+            if let crate::site::Site::Dir(dir) = site {
+                // Temporaries of writers killed mid-shard never become visible shards; the
+                // same grace applies (a live writer keeps its temporary far shorter).
+                // Blocking, like the dir site's listing: one directory read per pass.
+                if let Ok(removed @ 1..) = dir.sweep_temporaries(Duration::from_millis(grace_ms)) {
+                    crate::runtime::log(format_args!(
+                        "scrub: removed {removed} stale temporaries at site {}",
+                        dir.name()
+                    ));
+                }
+            }
+            let mut continuation: Option<String> = None;
+            loop {
+                // A failing site is skipped for this pass; its suspects wait for the next.
+                let Ok(page) = site.list("", continuation.as_deref()).await else {
+                    break;
+                };
+                for batch in page.entries.chunks(SCRUB_BATCH_MAX) {
+                    let read = join_all(batch.iter().map(|entry| async move {
+                        let id = backend_id_of(&entry.key)?;
+                        let manifest = read_manifest(site, &entry.key, entry.len).await.ok()?;
+                        Some((entry.key.as_str(), id, manifest))
+                    }))
+                    .await;
+                    for (key, id, manifest) in read.into_iter().flatten() {
+                        if partition_of(&manifest.bucket, &manifest.key, meta.cores()) != meta.core
+                        {
+                            continue;
+                        }
+                        self.judge(site, site_id, key, id, &manifest, meta, grace_ms)
+                            .await;
+                    }
+                    monoio::time::sleep(SCRUB_STEP_PAUSE).await;
+                }
+                match page.continuation {
+                    Some(next) => continuation = Some(next),
+                    None => break,
+                }
+            }
+        }
+        // Forget shards not seen this pass (deleted by the purge worker, or a site that
+        // failed): they are judged afresh when seen again.
+        let pass = self.pass;
+        self.suspects.retain(|_, (_, seen)| *seen == pass);
+    }
+
+    #[allow(clippy::too_many_arguments)] // One shard's identity and context, all needed.
+    async fn judge(
+        &mut self,
+        site: &crate::site::Site,
+        site_id: SiteId,
+        key: &str,
+        id: BackendId,
+        manifest: &Manifest,
+        meta: &MetaClient,
+        grace_ms: u64,
+    ) {
+        let now = super::now_ms();
+        // The verdict is computed synchronously from the index: no other task runs between
+        // the lookup and the decision.
+        let found = meta
+            .local
+            .with_index(|index| verdict(index, manifest, &id, now, grace_ms));
+        if found == Verdict::UnknownBucket && !self.warned_unknown_bucket {
+            self.warned_unknown_bucket = true;
+            crate::runtime::log(format_args!(
+                "scrub: site {} holds shards of bucket `{}`, which the metadata does not know; \
+                 they are kept (run `tessera recover` if this data directory lost its metadata)",
+                site.name(),
+                manifest.bucket
+            ));
+        }
+        if found != Verdict::Orphan {
+            self.suspects.remove(&(site_id, id));
+            return;
+        }
+        let pass = self.pass;
+        let Some((first_seen, seen)) = self.suspects.get_mut(&(site_id, id)) else {
+            if self.suspects.len() < SCRUB_SUSPECTS_MAX {
+                self.suspects.insert((site_id, id), (now, pass));
+            }
+            return;
+        };
+        *seen = pass;
+        let first_seen = *first_seen;
+        if now.saturating_sub(first_seen) < grace_ms {
+            return;
+        }
+        // Re-check after the awaits above: a commit may have landed since the verdict.
+        let still = meta
+            .local
+            .with_index(|index| verdict(index, manifest, &id, now, grace_ms));
+        if still != Verdict::Orphan {
+            self.suspects.remove(&(site_id, id));
+            return;
+        }
+        match site.delete(key).await {
+            Ok(()) => {
+                self.deleted += 1;
+                self.suspects.remove(&(site_id, id));
+                crate::runtime::log(format_args!(
+                    "scrub: deleted orphan shard {key} at site {} ({}/{} version {})",
+                    site.name(),
+                    manifest.bucket,
+                    manifest.key,
+                    manifest.version_id
+                ));
+            }
+            Err(e) => crate::runtime::log(format_args!(
+                "scrub: deleting orphan shard {key} at site {}: {e}",
+                site.name()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_meta::{
+        Bucket, ContentHeaders, ETag, Object, ObjectPart, Op, Policy, Shard, ShardState, Upload,
+        UploadPart,
+    };
+
+    fn manifest(key: &str, version_id: u64, part_number: u16) -> Manifest {
+        Manifest {
+            shard: 0,
+            k: 2,
+            n: 3,
+            replica: false,
+            chunk_size: 4096,
+            size: 10,
+            version_id,
+            mtime_ms: 1_000,
+            md5: [0; 16],
+            etag_parts: 0,
+            part_number,
+            checksum: None,
+            bucket: "b".into(),
+            key: key.into(),
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            index: None,
+        }
+    }
+
+    fn shard(id: u8) -> Shard {
+        Shard {
+            site: 0,
+            backend_id: [id; 16],
+            state: ShardState::Durable,
+        }
+    }
+
+    fn object(key: &str, version_id: u64, shards: Vec<Shard>, parts: Vec<ObjectPart>) -> Object {
+        Object {
+            bucket: "b".into(),
+            key: key.into(),
+            version_id,
+            size: 10,
+            etag: ETag {
+                md5: [0; 16],
+                parts: 0,
+            },
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksums: Vec::new(),
+            mtime_ms: 1_000,
+            policy: Policy::Replica { n: 3 },
+            chunk_size: 4096,
+            shards,
+            parts,
+        }
+    }
+
+    /// Referenced shards (by the object, by one of its parts, by an in-progress upload's part,
+    /// or a part index of the current version) are kept at any age; unreferenced ones are
+    /// young within the grace period and orphans after it.
+    #[test]
+    fn verdicts() {
+        let mut index = Index::new();
+        // Nothing is deleted while the bucket is unknown (an empty data directory).
+        assert_eq!(
+            verdict(&index, &manifest("k", 5, 0), &[1; 16], u64::MAX, 1),
+            Verdict::UnknownBucket
+        );
+        index.apply(Op::PutBucket(Bucket {
+            name: "b".into(),
+            created_ms: 0,
+            policy: Policy::Replica { n: 3 },
+            owner: "o".into(),
+        }));
+        let part = ObjectPart {
+            number: 1,
+            size: 10,
+            etag: [0; 16],
+            shards: vec![shard(2)],
+        };
+        index.apply(Op::PutObject(object("k", 5, vec![shard(1)], Vec::new())));
+        index.apply(Op::PutObject(object("mp", 6, Vec::new(), vec![part])));
+        index.apply(Op::PutUpload(Upload {
+            bucket: "b".into(),
+            key: "up".into(),
+            upload_id: "u1".into(),
+            initiated_ms: 0,
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksum_algorithm: None,
+            policy: Policy::Replica { n: 3 },
+            owner: "o".into(),
+        }));
+        index.apply(Op::PutPart(UploadPart {
+            bucket: "b".into(),
+            key: "up".into(),
+            upload_id: "u1".into(),
+            number: 1,
+            size: 10,
+            etag: [0; 16],
+            checksum: None,
+            mtime_ms: 0,
+            chunk_size: 4096,
+            shards: vec![shard(3)],
+        }));
+        let late = 1_000 + 60_000;
+        let judge = |m: &Manifest, id: u8, now: u64| verdict(&index, m, &[id; 16], now, 60_000);
+        assert_eq!(judge(&manifest("k", 5, 0), 1, late), Verdict::Referenced);
+        assert_eq!(judge(&manifest("mp", 4, 1), 2, late), Verdict::Referenced);
+        assert_eq!(judge(&manifest("up", 4, 1), 3, late), Verdict::Referenced);
+        // Unreferenced: an overwritten version's shard, a stray part, an unknown key.
+        assert_eq!(judge(&manifest("k", 4, 0), 9, late), Verdict::Orphan);
+        assert_eq!(judge(&manifest("k", 4, 0), 9, late - 1), Verdict::Young);
+        assert_eq!(judge(&manifest("up", 4, 2), 8, late), Verdict::Orphan);
+        assert_eq!(judge(&manifest("nokey", 4, 0), 7, late), Verdict::Orphan);
+        // A part index names its object by version.
+        let mut index_manifest = manifest("mp", 6, 0);
+        index_manifest.index = Some(super::super::manifest::PartIndex {
+            policy: Policy::Replica { n: 3 },
+            parts: Vec::new(),
+        });
+        assert_eq!(judge(&index_manifest, 50, late), Verdict::Referenced);
+        index_manifest.version_id = 7;
+        assert_eq!(judge(&index_manifest, 50, late), Verdict::Orphan);
+        // A clock behind the manifest's write time never makes an orphan.
+        assert_eq!(judge(&manifest("nokey", 4, 0), 7, 0), Verdict::Young);
+    }
+
+    /// The pass interval follows the grace period within its bounds.
+    #[test]
+    fn pass_interval_bounds() {
+        assert_eq!(pass_interval(0), SCRUB_PASS_INTERVAL_MIN);
+        assert_eq!(pass_interval(4_000), Duration::from_secs(1));
+        assert_eq!(
+            pass_interval(ORPHAN_GRACE_MS_DEFAULT),
+            SCRUB_PASS_INTERVAL_MAX
+        );
+    }
+}
