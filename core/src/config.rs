@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub write_quorum: usize,
     /// Largest object a single PUT may carry (S3: 5 GiB).
     pub object_size_max: u64,
+    /// Multipart uploads initiated longer ago than this many seconds are aborted by a
+    /// per-core background step and their parts purged (default 7 days, at least 1).
+    pub upload_age_max_s: u64,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             placement: crate::engine::policy::Placement::Shuffle,
             write_quorum: 0,
             object_size_max: 5 << 30,
+            upload_age_max_s: 7 * 86_400,
         }
     }
 }
@@ -324,6 +328,11 @@ impl Config {
             "engine.object_size_max",
             "must be positive",
         )?;
+        check(
+            self.engine.upload_age_max_s >= 1,
+            "engine.upload_age_max_s",
+            "must be at least 1 second",
+        )?;
         for (i, credential) in self.credentials.iter().enumerate() {
             let ak = &credential.access_key;
             check(
@@ -394,7 +403,16 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9001");
         assert_eq!(config.server.data_dir, PathBuf::from("./tessera-data"));
+        assert_eq!(config.engine.upload_age_max_s, 7 * 86_400);
         assert!(config.validate().is_ok());
+        let mut no_age = Config::from_toml("[engine]\nupload_age_max_s = 0\n").unwrap();
+        assert!(no_age
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("engine.upload_age_max_s"));
+        no_age.engine.upload_age_max_s = 2;
+        assert!(no_age.validate().is_ok());
     }
 
     /// Unknown keys and wrong types name the offending key.

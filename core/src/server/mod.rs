@@ -130,6 +130,10 @@ pub async fn run_core(
         .unwrap_or(crate::handlers::bucket::DEFAULT_POLICY);
     monoio::spawn(crate::engine::purge::run(Rc::clone(&engine), store));
     monoio::spawn(crate::engine::repair::run(Rc::clone(&engine), meta.clone()));
+    monoio::spawn(crate::handlers::multipart::run_reaper(
+        meta.clone(),
+        shared.config.engine.upload_age_max_s,
+    ));
     let ctx = Rc::new(CoreCtx {
         core,
         shared,
