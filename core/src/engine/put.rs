@@ -41,13 +41,19 @@ pub trait ByteSource {
     async fn finish(self) -> Result<BodyDigest, S3Error>;
 }
 
+// Plain functions returning the body's own futures: `async fn` wrappers would add a layer to
+// every PUT's future for nothing.
 impl ByteSource for RequestBody<'_, '_> {
-    async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error> {
-        self.read_exact_into(out, n).await
+    fn fill_exact(
+        &mut self,
+        out: &mut Vec<u8>,
+        n: usize,
+    ) -> impl std::future::Future<Output = Result<(), S3Error>> {
+        self.read_exact_into(out, n)
     }
 
-    async fn finish(self) -> Result<BodyDigest, S3Error> {
-        RequestBody::finish(self).await
+    fn finish(self) -> impl std::future::Future<Output = Result<BodyDigest, S3Error>> {
+        RequestBody::finish(self)
     }
 }
 
@@ -221,12 +227,16 @@ fn placeholder_digest(code: u8) -> Vec<u8> {
 impl Engine {
     /// Stores one object from `body`. On success the body has been read and verified to its end
     /// and at least a write quorum of shards is durable.
-    pub async fn put(
-        &self,
-        request: &PutRequest<'_>,
-        body: RequestBody<'_, '_>,
-    ) -> Result<Stored, S3Error> {
-        self.put_from(request, body).await
+    ///
+    /// A plain function returning [`Engine::put_from`]'s future rather than an `async fn`
+    /// awaiting it: a wrapper future would carry the body twice and grow every request's
+    /// future.
+    pub fn put<'e, 'q, 'p, 'r, 'c>(
+        &'e self,
+        request: &'q PutRequest<'p>,
+        body: RequestBody<'r, 'c>,
+    ) -> impl std::future::Future<Output = Result<Stored, S3Error>> + use<'e, 'q, 'p, 'r, 'c> {
+        self.put_from(request, body)
     }
 
     /// Stores one object of `request.size` bytes read from any [`ByteSource`] (a request body,

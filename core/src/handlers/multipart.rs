@@ -528,9 +528,8 @@ pub fn reap_interval(age_s: u64) -> std::time::Duration {
 /// Runs this core's reaper forever (stopped with the runtime): aborts the uploads it owns
 /// that were initiated more than `age_s` seconds ago, and purges their parts.
 pub async fn run_reaper(meta: MetaClient, age_s: u64) {
-    let age_ms = age_s.saturating_mul(1000);
     loop {
-        let reaped = reap_step(&meta, age_ms, crate::engine::now_ms()).await;
+        let reaped = reap_step(&meta, age_s.saturating_mul(1000), crate::engine::now_ms()).await;
         if reaped < REAP_BATCH_MAX {
             monoio::time::sleep(reap_interval(age_s)).await;
         }

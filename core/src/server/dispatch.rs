@@ -182,7 +182,11 @@ async fn route(
             bucket: name,
             key,
             source,
-        } => copy::copy_object(ctx, head, &name, &key, &source).await,
+        } => {
+            // Boxed: a copy holds a read and a write pipeline at once, and its future would
+            // otherwise make every request's future that large.
+            Box::pin(copy::copy_object(ctx, head, &name, &key, &source)).await
+        }
         Endpoint::UploadPartCopy {
             bucket: name,
             key,
@@ -191,7 +195,7 @@ async fn route(
             source,
             range,
         } => {
-            copy::upload_part_copy(
+            Box::pin(copy::upload_part_copy(
                 ctx,
                 head,
                 &name,
@@ -200,7 +204,7 @@ async fn route(
                 part_number,
                 &source,
                 range,
-            )
+            ))
             .await
         }
         Endpoint::ListMultipartUploads {
