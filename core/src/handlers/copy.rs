@@ -66,9 +66,13 @@ pub fn metadata_directive(value: Option<&str>) -> Result<MetadataDirective, S3Er
 /// The four `x-amz-copy-source-if-*` headers of a copy request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyConditions<'a> {
+    /// `x-amz-copy-source-if-match`: a list of ETags, or `*`.
     pub if_match: Option<&'a str>,
+    /// `x-amz-copy-source-if-none-match`: a list of ETags, or `*`.
     pub if_none_match: Option<&'a str>,
+    /// `x-amz-copy-source-if-modified-since`: an HTTP date.
     pub if_modified_since: Option<&'a str>,
+    /// `x-amz-copy-source-if-unmodified-since`: an HTTP date.
     pub if_unmodified_since: Option<&'a str>,
 }
 
@@ -274,7 +278,9 @@ pub async fn copy_object(
     };
     let etag = etag_text(&copy.etag);
     let mtime_ms = copy.mtime_ms;
-    // Looked up after the data is written: another writer may have replaced it meanwhile.
+    // Re-checked after the copy streamed: the destination bucket may have been deleted, and
+    // another writer may have replaced the key meanwhile.
+    bucket::require(ctx, bucket_name)?;
     let previous = lookup(&ctx.meta, bucket_name, key).await?;
     let repair_view = copy.clone();
     commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutObject(copy)]).await?;
