@@ -94,6 +94,11 @@ pub fn upload_page(index: &Index, bucket: &str, query: &UploadQuery) -> UploadPa
         _ => (prefix, ""),
     };
     let mut page = UploadPage::default();
+    if limit == 0 {
+        // As ListObjects does with max-keys=0: an empty, untruncated page, so that a client
+        // paginating on IsTruncated cannot loop without progress.
+        return page;
+    }
     let mut last_prefix: Option<&str> = None;
     for state in index.uploads(bucket, Some(start)) {
         let upload = &state.upload;
@@ -273,13 +278,15 @@ mod tests {
     }
 
     /// Truncation is reported only when another listable item exists, not when the remaining
-    /// uploads all fall under the last common prefix.
+    /// uploads all fall under the last common prefix; max-uploads=0 gives an empty page.
     #[test]
     fn truncated_only_when_more_items() {
         let index = index(&[("d/x", "1"), ("d/y", "1")]);
         let page = upload_page(&index, "b", &query("", Some("/"), None, 1));
         assert_eq!(names(&page), ["d//*"]);
         assert!(!page.is_truncated);
+        let page = upload_page(&index, "b", &query("", None, None, 0));
+        assert!(page.items.is_empty() && !page.is_truncated);
     }
 
     /// Merging two cores' pages sorts, removes the duplicate common prefix, and truncates at

@@ -161,6 +161,43 @@ def test_copy_of_multipart_object_and_overwrite(gw):
     whole = b"".join(parts)
     assert result["CopyObjectResult"]["ETag"] == md5_etag(whole)
     assert s3.get_object(Bucket="dst", Key="mp-copy")["Body"].read() == whole
+    # A part copied from a range that spans the source's part boundary.
+    uid = s3.create_multipart_upload(Bucket="dst", Key="span")["UploadId"]
+    first, last = 5 * MIB - 10, 5 * MIB + 99
+    r = s3.upload_part_copy(Bucket="dst", Key="span", UploadId=uid, PartNumber=1, CopySource="src/mp",
+                            CopySourceRange=f"bytes={first}-{last}")
+    assert r["CopyPartResult"]["ETag"] == md5_etag(whole[first:last + 1])
+    s3.complete_multipart_upload(Bucket="dst", Key="span", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket="dst", Key="span")["Body"].read() == whole[first:last + 1]
+
+
+def test_copy_from_a_degraded_source():
+    """With one of three sites emptied, a copy reconstructs the source from parity and the
+    copy reads back byte for byte; with two gone the copy fails with 503 and stores nothing."""
+    import glob
+    import shutil
+    g = Gateway()
+    try:
+        s3 = g.client()
+        s3.create_bucket(Bucket="deg")
+        sites = sorted(glob.glob(os.path.join(g.data_dir, "sites", "local-*")))
+        data = os.urandom(4 * MIB + 5)
+        s3.put_object(Bucket="deg", Key="src", Body=data)
+        shutil.rmtree(sites[0])
+        os.mkdir(sites[0])
+        s3.copy_object(Bucket="deg", Key="copy", CopySource="deg/src")
+        assert s3.get_object(Bucket="deg", Key="copy")["Body"].read() == data
+        shutil.rmtree(sites[1])
+        os.mkdir(sites[1])
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.copy_object(Bucket="deg", Key="copy2", CopySource="deg/src")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.head_object(Bucket="deg", Key="copy2")
+        assert e.value.response["Error"]["Code"] == "404"
+    finally:
+        g.cleanup()
 
 
 def test_checksum_travels_with_the_copy(gw):
