@@ -54,6 +54,10 @@ pub const REAP_BATCH_MAX: usize = 64;
 /// Longest pause between reaper steps; shorter when the configured age is short.
 pub const REAP_INTERVAL_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long the reaper waits between aborting uploads and purging their parts (see
+/// [`reap_step`]).
+pub const REAP_PURGE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 const _: () = assert!(PART_SIZE_MIN < PART_SIZE_MAX);
 
 fn no_such_upload() -> S3Error {
@@ -386,12 +390,29 @@ pub async fn abort(
         upload_id: upload_id.to_owned(),
     };
     commit_owned(&ctx.meta, bucket_name, key, vec![delete]).await?;
-    queue_purge(
-        &ctx.meta,
-        &parts_as_object(&state.upload, state.parts.into_values().collect()),
-    )
-    .await;
+    // A completion may have committed between our read and our abort: its object then owns
+    // the parts it listed (both frames are on the owning core's log, so it is visible now).
+    let current = lookup(&ctx.meta, bucket_name, key).await?;
+    let parts = unowned_parts(current.as_ref(), state.parts.into_values());
+    queue_purge(&ctx.meta, &parts_as_object(&state.upload, parts)).await;
     Ok(Response::empty(204))
+}
+
+/// The parts among `parts` whose shards `current` (the key's object now) does not use: what
+/// an abort may purge without taking data from an object completed concurrently.
+fn unowned_parts(
+    current: Option<&Object>,
+    parts: impl IntoIterator<Item = UploadPart>,
+) -> Vec<UploadPart> {
+    let owned: std::collections::HashSet<tessera_meta::BackendId> = current
+        .iter()
+        .flat_map(|o| o.parts.iter().flat_map(|p| p.shards.iter()))
+        .map(|s| s.backend_id)
+        .collect();
+    parts
+        .into_iter()
+        .filter(|p| !p.shards.iter().any(|s| owned.contains(&s.backend_id)))
+        .collect()
 }
 
 /// `GET /bucket/key?uploadId=U`.
@@ -537,7 +558,12 @@ pub async fn run_reaper(meta: MetaClient, age_s: u64) {
 }
 
 /// One reaper step over this core's partition: aborts up to [`REAP_BATCH_MAX`] uploads
-/// initiated at or before `now_ms - age_ms`; returns how many it aborted.
+/// initiated at or before `now_ms - age_ms`, then, after [`REAP_PURGE_GRACE`], purges the parts
+/// no object took; returns how many uploads it aborted.
+///
+/// The grace covers a completion that read the upload just before the abort and commits just
+/// after it (its object would list parts the abort had purged): such a request finishes in
+/// well under the grace, and its object is seen by the check that follows.
 pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
     let Some(cutoff) = now_ms.checked_sub(age_ms) else {
         return 0;
@@ -551,7 +577,7 @@ pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
             .cloned()
             .collect()
     });
-    let mut reaped = 0;
+    let mut aborted = Vec::with_capacity(expired.len());
     for state in expired {
         let upload = &state.upload;
         let delete = Op::DeleteUpload {
@@ -559,29 +585,23 @@ pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
             key: upload.key.clone(),
             upload_id: upload.upload_id.clone(),
         };
-        if let Err(e) = meta.local.commit(vec![delete]).await {
-            crate::runtime::log(format_args!("reaper: {e}"));
-            continue;
+        match meta.local.commit(vec![delete]).await {
+            Ok(_) => aborted.push(state),
+            Err(e) => crate::runtime::log(format_args!("reaper: {e}")),
         }
-        // A completion of this upload may have committed just before the abort (both are
-        // frames of this core's log, so it is applied by now): its object then owns the
-        // listed parts, which must not be purged.
-        let current = meta.local.object(&upload.bucket, &upload.key);
-        let owned: std::collections::HashSet<tessera_meta::BackendId> = current
-            .iter()
-            .flat_map(|o| o.parts.iter().flat_map(|p| p.shards.iter()))
-            .map(|s| s.backend_id)
-            .collect();
-        let parts: Vec<UploadPart> = state
-            .parts
-            .values()
-            .filter(|p| !p.shards.iter().any(|s| owned.contains(&s.backend_id)))
-            .cloned()
-            .collect();
-        queue_purge(meta, &parts_as_object(upload, parts)).await;
-        reaped += 1;
     }
-    reaped
+    if aborted.is_empty() {
+        return 0;
+    }
+    monoio::time::sleep(REAP_PURGE_GRACE).await;
+    for state in &aborted {
+        let upload = &state.upload;
+        // Uploads live on the core that owns their key, so the object is local too.
+        let current = meta.local.object(&upload.bucket, &upload.key);
+        let parts = unowned_parts(current.as_ref(), state.parts.values().cloned());
+        queue_purge(meta, &parts_as_object(upload, parts)).await;
+    }
+    aborted.len()
 }
 
 #[cfg(test)]
@@ -596,6 +616,46 @@ mod tests {
         assert_eq!(early.len(), 32);
         assert!(early.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(early < late);
+    }
+
+    fn part(number: u32, id: u8) -> UploadPart {
+        UploadPart {
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            upload_id: "u".to_owned(),
+            number,
+            size: 1,
+            etag: [0; 16],
+            checksum: None,
+            mtime_ms: 0,
+            chunk_size: 1,
+            shards: vec![tessera_meta::Shard {
+                site: 0,
+                backend_id: [id; 16],
+                state: tessera_meta::ShardState::Durable,
+            }],
+        }
+    }
+
+    /// Parts that a concurrently completed object lists are kept from the purge; the others,
+    /// and all of them when no object exists, are purged.
+    #[test]
+    fn parts_owned_by_a_completed_object_are_not_purged() {
+        let upload = Upload {
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            upload_id: "u".to_owned(),
+            initiated_ms: 0,
+            headers: tessera_meta::ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksum_algorithm: None,
+            policy: tessera_meta::Policy::Replica { n: 1 },
+            owner: "o".to_owned(),
+        };
+        let completed = parts_as_object(&upload, vec![part(1, 7)]);
+        let kept = unowned_parts(Some(&completed), [part(1, 7), part(2, 8)]);
+        assert_eq!(kept.iter().map(|p| p.number).collect::<Vec<_>>(), [2]);
+        assert_eq!(unowned_parts(None, [part(1, 7), part(2, 8)]).len(), 2);
     }
 
     /// The reaper pause is a quarter of the age, clamped to 1 s ..= 60 s.

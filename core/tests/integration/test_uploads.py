@@ -139,7 +139,7 @@ def test_abandoned_uploads_are_reaped():
         added = files() - before
         assert len(added) == 3
         assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="reap")["Uploads"]] == [uid]
-        deadline = time.time() + 15
+        deadline = time.time() + 30  # age 2 s + step interval 1 s + purge grace 5 s
         while time.time() < deadline and ("Uploads" in s3.list_multipart_uploads(Bucket="reap")
                                            or added & files()):
             time.sleep(0.25)
