@@ -152,3 +152,26 @@ def test_abandoned_uploads_are_reaped():
         assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="reap")["Uploads"]] == [fresh]
     finally:
         g.cleanup()
+
+
+def test_listing_survives_restart():
+    """Open uploads are still listed (same ids, same order) after a gateway restart, and
+    DeleteBucket still refuses the bucket."""
+    g = Gateway()
+    try:
+        s3 = g.client()
+        s3.create_bucket(Bucket="restart")
+        created = start_uploads(s3, "restart", ["r/1", "r/2", "s"])
+        assert g.stop() == 0
+        again = Gateway(data_dir=g.data_dir)
+        try:
+            s3 = again.client()
+            listed = [(u["Key"], u["UploadId"]) for u in s3.list_multipart_uploads(Bucket="restart")["Uploads"]]
+            assert listed == created
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                s3.delete_bucket(Bucket="restart")
+            assert code_of(e) == "BucketNotEmpty"
+        finally:
+            again.cleanup()
+    finally:
+        g.cleanup()
