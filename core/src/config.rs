@@ -42,6 +42,9 @@ pub struct EngineConfig {
     /// How old an unreferenced shard must be (since it was written, and since the scrub first
     /// saw it unreferenced) before the scrub deletes it. Default one hour.
     pub orphan_grace_ms: u64,
+    /// Multipart uploads initiated longer ago than this many seconds are aborted by a
+    /// per-core background step and their parts purged (default 7 days, at least 1).
+    pub upload_age_max_s: u64,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +55,7 @@ impl Default for EngineConfig {
             write_quorum: 0,
             object_size_max: 5 << 30,
             orphan_grace_ms: crate::engine::scrub::ORPHAN_GRACE_MS_DEFAULT,
+            upload_age_max_s: 7 * 86_400,
         }
     }
 }
@@ -328,6 +332,11 @@ impl Config {
             "engine.object_size_max",
             "must be positive",
         )?;
+        check(
+            self.engine.upload_age_max_s >= 1,
+            "engine.upload_age_max_s",
+            "must be at least 1 second",
+        )?;
         for (i, credential) in self.credentials.iter().enumerate() {
             let ak = &credential.access_key;
             check(
@@ -398,7 +407,16 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9001");
         assert_eq!(config.server.data_dir, PathBuf::from("./tessera-data"));
+        assert_eq!(config.engine.upload_age_max_s, 7 * 86_400);
         assert!(config.validate().is_ok());
+        let mut no_age = Config::from_toml("[engine]\nupload_age_max_s = 0\n").unwrap();
+        assert!(no_age
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("engine.upload_age_max_s"));
+        no_age.engine.upload_age_max_s = 2;
+        assert!(no_age.validate().is_ok());
     }
 
     /// Unknown keys and wrong types name the offending key.

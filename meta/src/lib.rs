@@ -26,6 +26,7 @@ pub mod recover;
 pub mod storage;
 pub mod store;
 pub mod testkit;
+pub mod upload_listing;
 
 pub use error::MetaError;
 pub use frame::{FRAME_ALIGN, FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
@@ -41,6 +42,9 @@ pub use storage::{MemStorage, Storage};
 pub use store::{
     Commit, FileStorage, MetaRequest, MetaResponse, MetaStore, StoreConfig, StoreStats, SyncMode,
     APPENDS_PENDING_MAX, COMPACT_LOG_BYTES_DEFAULT,
+};
+pub use upload_listing::{
+    merge_upload_pages, upload_page, UploadEntry, UploadItem, UploadPage, UploadQuery,
 };
 
 /// The index of one core (executor thread).

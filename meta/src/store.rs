@@ -30,6 +30,7 @@ use crate::record::{
 };
 use crate::recover::{encode_snapshot, load_snapshot, replay_log, RecoveryMode, RecoveryReport};
 use crate::storage::Storage;
+use crate::upload_listing::{upload_page, UploadPage, UploadQuery};
 use crate::MetaError;
 
 /// Most commits that may wait for one core's next fsync: bounds the pending buffer and waiter
@@ -456,6 +457,9 @@ impl<S: Storage + 'static> MetaStore<S> {
                 key,
                 upload_id,
             } => Ok(MetaResponse::Upload(self.upload(&bucket, &key, &upload_id))),
+            MetaRequest::Uploads { bucket, query } => Ok(MetaResponse::Uploads(
+                self.with_index(|i| upload_page(i, &bucket, &query)),
+            )),
             MetaRequest::Queue {
                 kind,
                 after_id,
@@ -495,6 +499,12 @@ pub enum MetaRequest {
         after_id: u64,
         max: usize,
     },
+    /// One page of this core's in-progress uploads of a bucket (ListMultipartUploads, and
+    /// DeleteBucket's emptiness check).
+    Uploads {
+        bucket: String,
+        query: UploadQuery,
+    },
 }
 
 /// The answer to a [`MetaRequest`].
@@ -508,6 +518,7 @@ pub enum MetaResponse {
     Stats(BucketStats),
     Upload(Option<UploadState>),
     Queue(Vec<QueueEntry>),
+    Uploads(UploadPage),
     Error(MetaError),
 }
 

@@ -1,6 +1,12 @@
 //! The PUT pipeline: stream a body into stripes, encode, write every shard in parallel, and
 //! return the shard placement once a write quorum is durable.
 //!
+//! ```text
+//!  ByteSource ─┬─ RequestBody   (PutObject, UploadPart: the verified client body)
+//!              └─ ReaderSource  (CopyObject, UploadPartCopy: an ObjectReader of another object)
+//!      fill_exact(k chunks) ─► encode ─► n shard writers ─► finish() ─► footers ─► quorum
+//! ```
+//!
 //! Memory per upload is n chunk buffers (n × (chunk + 8) bytes), whatever the object size.
 //! Nothing becomes visible before the body has been verified to its end (signatures,
 //! checksums): shard writers only make a shard visible at `finish`, and a failed body aborts
@@ -14,9 +20,146 @@ use tessera_meta::{ContentHeaders, MetaPair, Policy, Shard, ShardState};
 
 use super::manifest::{self, Manifest};
 use super::policy::{self, Resolved};
+use super::read::ObjectReader;
 use super::{backend_key, internal, now_ms, random_id, unavailable, Engine};
 use crate::server::body::RequestBody;
 use crate::site::ShardWriter;
+
+/// Where the bytes of a stored object come from: a client's request body, or another stored
+/// object being copied. The stripe pipeline reads through this and nothing else, so a copy
+/// runs through exactly the code a PUT does.
+// Sources live and are awaited on one core (monoio is thread-per-core): the futures need not
+// be `Send`, which is what this lint warns about.
+#[allow(async_fn_in_trait)]
+pub trait ByteSource {
+    /// Appends exactly `n` bytes to `out`; `IncompleteBody` (or the read error) if the source
+    /// ends or fails first.
+    async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error>;
+
+    /// Checks that the source is at its end and returns its digests (MD5 for the ETag, the
+    /// verified checksum). Called once, after every byte was read.
+    async fn finish(self) -> Result<BodyDigest, S3Error>;
+}
+
+// Plain functions returning the body's own futures: `async fn` wrappers would add a layer to
+// every PUT's future for nothing.
+impl ByteSource for RequestBody<'_, '_> {
+    fn fill_exact(
+        &mut self,
+        out: &mut Vec<u8>,
+        n: usize,
+    ) -> impl std::future::Future<Output = Result<(), S3Error>> {
+        self.read_exact_into(out, n)
+    }
+
+    fn finish(self) -> impl std::future::Future<Output = Result<BodyDigest, S3Error>> {
+        RequestBody::finish(self)
+    }
+}
+
+/// An [`ObjectReader`] as a [`ByteSource`]: the bytes of a stored object (or a range of it),
+/// each chunk already verified against its CRC by the reader.
+///
+/// The MD5 is computed as the bytes pass, unless the caller already knows it (a whole
+/// single-PUT object: its ETag is the MD5 of exactly these bytes), which saves ~1.3 CPU-s/GiB.
+pub struct ReaderSource {
+    reader: ObjectReader,
+    /// The piece the reader returned last and the offset of its first unread byte.
+    piece: Vec<u8>,
+    offset: usize,
+    /// Bytes the reader must deliver in all.
+    length: u64,
+    delivered: u64,
+    hasher: Option<md5::Md5>,
+    known_md5: Option<[u8; 16]>,
+    checksum: Option<tessera_http::checksum::ChecksumValue>,
+}
+
+impl std::fmt::Debug for ReaderSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderSource")
+            .field("length", &self.length)
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReaderSource {
+    /// A source of the `length` bytes `reader` yields. `known_md5` is their MD5 when the caller
+    /// knows it; `checksum` is a verified checksum of exactly these bytes to store again.
+    #[must_use]
+    pub fn new(
+        reader: ObjectReader,
+        length: u64,
+        known_md5: Option<[u8; 16]>,
+        checksum: Option<tessera_http::checksum::ChecksumValue>,
+    ) -> Self {
+        use md5::Digest as _;
+        ReaderSource {
+            reader,
+            piece: Vec::new(),
+            offset: 0,
+            length,
+            delivered: 0,
+            hasher: known_md5.is_none().then(md5::Md5::new),
+            known_md5,
+            checksum,
+        }
+    }
+}
+
+impl ByteSource for ReaderSource {
+    async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error> {
+        use md5::Digest as _;
+        let mut left = n;
+        while left > 0 {
+            if self.offset == self.piece.len() {
+                let Some(piece) = self.reader.next().await? else {
+                    return Err(S3Error::new(
+                        S3ErrorCode::IncompleteBody,
+                        "The copy source ended before its recorded size",
+                    ));
+                };
+                self.piece = piece;
+                self.offset = 0;
+                continue;
+            }
+            let take = left.min(self.piece.len() - self.offset);
+            let data = &self.piece[self.offset..self.offset + take];
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(data);
+            }
+            out.extend_from_slice(data);
+            self.offset += take;
+            self.delivered += take as u64;
+            left -= take;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<BodyDigest, S3Error> {
+        use md5::Digest as _;
+        // The pipeline asks for exactly the object's size; anything left means the reader and
+        // the record disagree about the size.
+        let extra = self.piece.len() - self.offset;
+        let more = self.reader.next().await?;
+        if extra != 0 || more.is_some_and(|p| !p.is_empty()) || self.delivered != self.length {
+            return Err(internal(
+                "the copy source length differs from its recorded size",
+            ));
+        }
+        let md5 = match (self.known_md5, self.hasher) {
+            (Some(md5), _) => md5,
+            (None, Some(hasher)) => hasher.finalize().into(),
+            (None, None) => return Err(internal("no MD5 for the copy")),
+        };
+        Ok(BodyDigest {
+            md5: Some(md5),
+            checksum: self.checksum,
+            length: self.delivered,
+        })
+    }
+}
 
 /// What the handler knows about the object before its body is read.
 #[derive(Debug)]
@@ -84,10 +227,24 @@ fn placeholder_digest(code: u8) -> Vec<u8> {
 impl Engine {
     /// Stores one object from `body`. On success the body has been read and verified to its end
     /// and at least a write quorum of shards is durable.
-    pub async fn put(
+    ///
+    /// A plain function returning [`Engine::put_from`]'s future rather than an `async fn`
+    /// awaiting it: a wrapper future would carry the body twice and grow every request's
+    /// future.
+    pub fn put<'e, 'q, 'p, 'r, 'c>(
+        &'e self,
+        request: &'q PutRequest<'p>,
+        body: RequestBody<'r, 'c>,
+    ) -> impl std::future::Future<Output = Result<Stored, S3Error>> + use<'e, 'q, 'p, 'r, 'c> {
+        self.put_from(request, body)
+    }
+
+    /// Stores one object of `request.size` bytes read from any [`ByteSource`] (a request body,
+    /// or another object for a copy). Same guarantees as [`Engine::put`].
+    pub async fn put_from<S: ByteSource>(
         &self,
         request: &PutRequest<'_>,
-        mut body: RequestBody<'_, '_>,
+        mut body: S,
     ) -> Result<Stored, S3Error> {
         if request.size > self.object_size_max {
             return Err(S3Error::new(
@@ -246,11 +403,11 @@ impl Engine {
 
     /// Reads the body stripe by stripe, encodes, and writes every chunk (with its checksum) to
     /// every live writer in parallel. A writer that fails is dropped; below quorum the PUT fails.
-    async fn write_stripes(
+    async fn write_stripes<S: ByteSource>(
         &self,
         shape: &Resolved,
         layout: &Layout,
-        body: &mut RequestBody<'_, '_>,
+        body: &mut S,
         writers: &mut [Option<ShardWriter>],
         quorum: usize,
     ) -> Result<(), S3Error> {
@@ -265,7 +422,7 @@ impl Engine {
             for (i, buffer) in buffers.iter_mut().enumerate().take(shape.k) {
                 buffer.clear();
                 let range = stripe.data_chunk_range(i);
-                body.read_exact_into(buffer, (range.end - range.start) as usize)
+                body.fill_exact(buffer, (range.end - range.start) as usize)
                     .await?;
                 buffer.resize(chunk_len, 0);
             }

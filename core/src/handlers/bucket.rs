@@ -167,6 +167,12 @@ pub async fn delete(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
             other => return Err(unexpected(&other)),
         }
     }
+    if super::multipart::any_upload(&ctx.meta, name).await? {
+        return Err(S3Error::new(
+            S3ErrorCode::BucketNotEmpty,
+            "The bucket you tried to delete is not empty: it has multipart uploads in progress",
+        ));
+    }
     for result in ctx
         .meta
         .broadcast(&MetaRequest::Commit(vec![Op::DeleteBucket {

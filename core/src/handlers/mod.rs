@@ -2,6 +2,7 @@
 //! parameters from the router and returns a response or an S3 error.
 
 pub mod bucket;
+pub mod copy;
 pub mod list;
 pub mod multipart;
 pub mod object;

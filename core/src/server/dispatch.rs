@@ -15,7 +15,7 @@ use super::body::RequestBody;
 use super::conn::BodyReader;
 use super::response::Response;
 use super::CoreCtx;
-use crate::handlers::{bucket, list, multipart, object};
+use crate::handlers::{bucket, copy, list, multipart, object};
 
 /// Handles one request and returns its response. Never panics on client input.
 pub async fn handle(
@@ -178,6 +178,39 @@ async fn route(
             upload_id,
             params,
         } => multipart::list_parts(ctx, &name, &key, &upload_id, &params).await,
+        Endpoint::CopyObject {
+            bucket: name,
+            key,
+            source,
+        } => {
+            // Boxed: a copy holds a read and a write pipeline at once, and its future would
+            // otherwise make every request's future that large.
+            Box::pin(copy::copy_object(ctx, head, &name, &key, &source)).await
+        }
+        Endpoint::UploadPartCopy {
+            bucket: name,
+            key,
+            upload_id,
+            part_number,
+            source,
+            range,
+        } => {
+            Box::pin(copy::upload_part_copy(
+                ctx,
+                head,
+                &name,
+                &key,
+                &upload_id,
+                part_number,
+                &source,
+                range,
+            ))
+            .await
+        }
+        Endpoint::ListMultipartUploads {
+            bucket: name,
+            params,
+        } => multipart::list_uploads(ctx, &name, &params).await,
         Endpoint::ListBuckets { params } => Ok(bucket::list(ctx, access_key, &params)),
         Endpoint::CreateBucket { bucket: name } => {
             bucket::create(ctx, &name, access_key, xml_body).await

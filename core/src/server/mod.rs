@@ -135,6 +135,10 @@ pub async fn run_core(
         meta.clone(),
         shared.config.engine.orphan_grace_ms,
     ));
+    monoio::spawn(crate::handlers::multipart::run_reaper(
+        meta.clone(),
+        shared.config.engine.upload_age_max_s,
+    ));
     let ctx = Rc::new(CoreCtx {
         core,
         shared,
