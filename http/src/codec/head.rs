@@ -217,7 +217,14 @@ pub fn parse_head(
     if path.len() > limits.uri_bytes_max {
         return Err(HeadError::UriTooLong);
     }
-    let text = std::str::from_utf8(&input[..len]).map_err(|_| HeadError::NotUtf8)?;
+    let head_bytes = &input[..len];
+    let text = if head_bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8. The vectorised ASCII check is about
+        // three times faster than full UTF-8 validation, and nearly every head is pure ASCII.
+        unsafe { std::str::from_utf8_unchecked(head_bytes) }
+    } else {
+        std::str::from_utf8(head_bytes).map_err(|_| HeadError::NotUtf8)?
+    };
     head.text.clear();
     head.text.push_str(text);
     head.headers.clear();
@@ -251,6 +258,14 @@ pub fn parse_head(
             name_start..name_start + name.len(),
             value_start..value_start + value.len(),
         ));
+        // Only four header names matter for framing; their first letters (c, t, e) let every
+        // other header skip the comparisons.
+        if !matches!(
+            name.as_bytes().first().map(u8::to_ascii_lowercase),
+            Some(b'c' | b't' | b'e')
+        ) {
+            continue;
+        }
         if name.eq_ignore_ascii_case("content-length") {
             let parsed = parse_content_length(value).ok_or(HeadError::BadFraming)?;
             if content_length.is_some_and(|previous| previous != parsed) {
