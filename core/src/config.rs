@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub write_quorum: usize,
     /// Largest object a single PUT may carry (S3: 5 GiB).
     pub object_size_max: u64,
+    /// `md5` (ETag = MD5 of the content, as S3) or `fast` (opt-in: CRC-64/NVME + length, far
+    /// cheaper, but ETags no longer equal the MD5 that some clients compare).
+    pub etag: crate::engine::EtagMode,
     /// How old an unreferenced shard must be (since it was written, and since the scrub first
     /// saw it unreferenced) before the scrub deletes it. Default one hour.
     pub orphan_grace_ms: u64,
@@ -54,6 +57,7 @@ impl Default for EngineConfig {
             placement: crate::engine::policy::Placement::Shuffle,
             write_quorum: 0,
             object_size_max: 5 << 30,
+            etag: crate::engine::EtagMode::Md5,
             orphan_grace_ms: crate::engine::scrub::ORPHAN_GRACE_MS_DEFAULT,
             upload_age_max_s: 7 * 86_400,
         }

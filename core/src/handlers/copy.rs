@@ -250,10 +250,7 @@ pub async fn copy_object(
         checksum_algorithm: checksum.map(|c| checksum_code(c.algorithm())),
     };
     let stored = copy_bytes(ctx, object, 0..size, &request, checksum).await?;
-    let md5 = stored
-        .digest
-        .md5
-        .ok_or_else(|| crate::engine::internal("no MD5"))?;
+    let md5 = stored.etag;
     let checksum = stored.digest.checksum;
     let copy = Object {
         bucket: bucket_name.to_owned(),

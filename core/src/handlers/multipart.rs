@@ -145,7 +145,12 @@ pub async fn upload_part(
 ) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
     let state = upload_state(ctx, bucket_name, key, upload_id).await?;
-    let body = RequestBody::new(reader, &verified.payload, integrity, true)?;
+    let body = RequestBody::new(
+        reader,
+        &verified.payload,
+        integrity,
+        ctx.engine.etag_mode == crate::engine::EtagMode::Md5,
+    )?;
     let size = body.length().ok_or_else(|| {
         S3Error::new(
             S3ErrorCode::MissingContentLength,
@@ -193,10 +198,7 @@ pub async fn record_part(
     size: u64,
     stored: Stored,
 ) -> Result<UploadPart, S3Error> {
-    let md5 = stored
-        .digest
-        .md5
-        .ok_or_else(|| crate::engine::internal("no MD5"))?;
+    let md5 = stored.etag;
     let part = UploadPart {
         bucket: bucket_name.to_owned(),
         key: key.to_owned(),

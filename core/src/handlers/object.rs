@@ -254,7 +254,12 @@ pub async fn put(
             key,
         )?;
     }
-    let body = RequestBody::new(reader, &verified.payload, integrity, true)?;
+    let body = RequestBody::new(
+        reader,
+        &verified.payload,
+        integrity,
+        ctx.engine.etag_mode == crate::engine::EtagMode::Md5,
+    )?;
     let size = body.length().ok_or_else(|| {
         S3Error::new(
             S3ErrorCode::MissingContentLength,
@@ -276,10 +281,7 @@ pub async fn put(
         checksum_algorithm: algorithm.map(checksum_code),
     };
     let stored = ctx.engine.put(&request, body).await?;
-    let md5 = stored
-        .digest
-        .md5
-        .ok_or_else(|| crate::engine::internal("no MD5"))?;
+    let md5 = stored.etag;
     let checksum = stored.digest.checksum;
     let object = Object {
         bucket: bucket_name.to_owned(),

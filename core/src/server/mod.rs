@@ -186,12 +186,14 @@ fn build_engine(config: &crate::config::Config) -> Result<crate::engine::Engine,
         .map(|site| crate::site::Site::open(site).map_err(|e| format!("site {}: {e}", site.name())))
         .collect::<Result<Vec<_>, _>>()?;
     let engine = &config.engine;
-    Ok(crate::engine::Engine::new(
+    let mut built = crate::engine::Engine::new(
         sites,
         engine.placement,
         engine.write_quorum,
         engine.object_size_max,
-    ))
+    );
+    built.etag_mode = engine.etag;
+    Ok(built)
 }
 
 /// Opens (recovering) this core's metadata store.
