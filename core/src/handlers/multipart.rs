@@ -32,11 +32,12 @@ use tessera_meta::{
     Upload, UploadItem, UploadPart, UploadQuery, UploadState,
 };
 
-use super::object::{commit_owned, content_headers, etag_text, lookup, queue_purge, user_metadata};
+use super::object::{
+    commit_owned, content_headers, etag_text, lookup, object_body, queue_purge, user_metadata,
+};
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{PutRequest, Stored};
 use crate::mesh::MetaClient;
-use crate::server::body::RequestBody;
 use crate::server::conn::BodyReader;
 use crate::server::response::Response;
 use crate::server::CoreCtx;
@@ -145,22 +146,7 @@ pub async fn upload_part(
 ) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
     let state = upload_state(ctx, bucket_name, key, upload_id).await?;
-    let body = RequestBody::new(
-        reader,
-        &verified.payload,
-        integrity,
-        ctx.engine.etag_mode == crate::engine::EtagMode::Md5,
-    )?;
-    let size = body.length().ok_or_else(|| {
-        S3Error::new(
-            S3ErrorCode::MissingContentLength,
-            "You must provide the Content-Length HTTP header.",
-        )
-    })?;
-    let algorithm = integrity
-        .checksum
-        .map(|c| c.algorithm())
-        .or(integrity.trailer);
+    let (body, size, checksum_algorithm) = object_body(ctx, reader, verified, integrity)?;
     let request = PutRequest {
         bucket: bucket_name,
         key,
@@ -169,7 +155,7 @@ pub async fn upload_part(
         headers: &state.upload.headers,
         user_metadata: &[],
         part_number,
-        checksum_algorithm: algorithm.map(crate::engine::put::checksum_code),
+        checksum_algorithm,
     };
     let stored = ctx.engine.put(&request, body).await?;
     let part = record_part(ctx, bucket_name, key, upload_id, part_number, size, stored).await?;

@@ -223,6 +223,34 @@ pub async fn report_damage(meta: &MetaClient, damaged: &[(String, String, u64, u
     }
 }
 
+/// The verified body of an object upload (PutObject, UploadPart), its declared size (S3
+/// requires one: `MissingContentLength` otherwise) and the manifest code of the checksum the
+/// client sent, if any. The MD5 is computed only when it will be the ETag.
+pub fn object_body<'r, 'c>(
+    ctx: &CoreCtx,
+    reader: &'r mut BodyReader<'c>,
+    verified: &Verified,
+    integrity: &IntegrityHeaders,
+) -> Result<(RequestBody<'r, 'c>, u64, Option<u8>), S3Error> {
+    let body = RequestBody::new(
+        reader,
+        &verified.payload,
+        integrity,
+        ctx.engine.etag_mode == crate::engine::EtagMode::Md5,
+    )?;
+    let size = body.length().ok_or_else(|| {
+        S3Error::new(
+            S3ErrorCode::MissingContentLength,
+            "You must provide the Content-Length HTTP header.",
+        )
+    })?;
+    let algorithm = integrity
+        .checksum
+        .map(|c| c.algorithm())
+        .or(integrity.trailer);
+    Ok((body, size, algorithm.map(checksum_code)))
+}
+
 /// `PUT /bucket/key`.
 pub async fn put(
     ctx: &CoreCtx,
@@ -254,22 +282,7 @@ pub async fn put(
             key,
         )?;
     }
-    let body = RequestBody::new(
-        reader,
-        &verified.payload,
-        integrity,
-        ctx.engine.etag_mode == crate::engine::EtagMode::Md5,
-    )?;
-    let size = body.length().ok_or_else(|| {
-        S3Error::new(
-            S3ErrorCode::MissingContentLength,
-            "You must provide the Content-Length HTTP header.",
-        )
-    })?;
-    let algorithm = integrity
-        .checksum
-        .map(|c| c.algorithm())
-        .or(integrity.trailer);
+    let (body, size, checksum_algorithm) = object_body(ctx, reader, verified, integrity)?;
     let request = PutRequest {
         bucket: bucket_name,
         key,
@@ -278,7 +291,7 @@ pub async fn put(
         headers: &headers,
         user_metadata: &user_metadata,
         part_number: 0,
-        checksum_algorithm: algorithm.map(checksum_code),
+        checksum_algorithm,
     };
     let stored = ctx.engine.put(&request, body).await?;
     let md5 = stored.etag;
