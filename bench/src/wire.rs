@@ -11,6 +11,7 @@
 //! Nothing here touches a socket: `client.rs` owns the I/O.
 
 use std::fmt::Write as _;
+pub use tessera_http::sigv4::uri_encode_into as encode_into;
 
 use tessera_http::checksum::{ChecksumAlgorithm, ChecksumHasher};
 use tessera_http::codec::head::Framing;
@@ -40,25 +41,6 @@ pub const EMPTY_SHA256: &str = tessera_http::sigv4::EMPTY_SHA256_HEX;
 const CHUNK_SIGNATURE_EXT_BYTES: u64 = 17 + 64;
 /// The CRC32 trailer line: `x-amz-checksum-crc32:` + 8 base64 characters + CRLF.
 const CRC32_TRAILER_LINE_BYTES: u64 = 21 + 8 + 2;
-
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
-
-/// Appends `bytes` percent-encoded as SigV4 canonicalises them (upper-case hex, `/` kept when
-/// `keep_slash`): sending the canonical form means the server canonicalises to the same bytes.
-pub fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if is_unreserved(b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-        }
-    }
-}
 
 /// The path-style request path of an object (`key` empty: the bucket itself).
 #[must_use]

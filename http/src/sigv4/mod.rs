@@ -36,8 +36,8 @@ mod v2_query;
 
 pub use canonical::{
     canonical_query, canonical_request, canonical_uri, format_amz_date, hex32_string,
-    parse_amz_date, parse_http_date, signing_key, string_to_sign, ALGORITHM_V4, EMPTY_SHA256_HEX,
-    REQUEST_SKEW_MAX_S,
+    parse_amz_date, parse_http_date, percent_decode, signing_key, string_to_sign, uri_encode_into,
+    ALGORITHM_V4, EMPTY_SHA256_HEX, REQUEST_SKEW_MAX_S,
 };
 pub use error::AuthError;
 pub use presigned::{PRESIGNED_EXPIRES_MAX_S, PRESIGNED_EXPIRES_MIN_S};

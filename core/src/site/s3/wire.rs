@@ -8,6 +8,7 @@
 //! ```
 
 use std::fmt::Write as _;
+pub use tessera_http::sigv4::{percent_decode, uri_encode_into as encode_into};
 
 use tessera_http::codec::head::Framing;
 
@@ -116,53 +117,6 @@ pub fn parse_response_head(input: &[u8]) -> Result<Option<ResponseHead>, SiteErr
         to_close,
         range_first,
     }))
-}
-
-/// Whether `SigV4` leaves `byte` unencoded (RFC 3986 unreserved characters).
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
-
-/// Appends `bytes` percent-encoded the `SigV4` way (upper-case hex; `/` kept if `keep_slash`).
-/// Sending exactly the canonical form means the server's canonical URI equals ours.
-pub fn encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if is_unreserved(b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-        }
-    }
-}
-
-/// Decodes `%XX` escapes (and `+` as a space when `plus_as_space`: S3's `encoding-type=url`
-/// listings use form encoding, as botocore's `unquote_plus` expects); a bad escape stays
-/// literal.
-#[must_use]
-pub fn percent_decode(text: &str, plus_as_space: bool) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(value);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if plus_as_space && bytes[i] == b'+' {
-            b' '
-        } else {
-            bytes[i]
-        });
-        i += 1;
-    }
-    out
 }
 
 /// Writes a request head. `headers` must not contain `Host` or `Content-Length`.
