@@ -24,10 +24,10 @@ use tessera_http::codec::RequestHead;
 use tessera_http::s3::router::{CopyRange, CopySource};
 use tessera_http::xml::{Checksums, CopyObjectResult, CopyPartResult, Timestamp, XmlBody as _};
 use tessera_http::{S3Error, S3ErrorCode};
-use tessera_meta::{Checksum, ETag, Object, Op};
+use tessera_meta::{Object, Op};
 
 use super::object::{
-    commit_owned, content_headers, etag_text, http_algorithm, lookup, meta_algorithm, queue_purge,
+    commit_owned, content_headers, etag_text, http_algorithm, lookup, object_record, queue_purge,
     queue_repair, user_metadata,
 };
 use super::{bucket, multipart};
@@ -250,29 +250,8 @@ pub async fn copy_object(
         checksum_algorithm: checksum.map(|c| checksum_code(c.algorithm())),
     };
     let stored = copy_bytes(ctx, object, 0..size, &request, checksum).await?;
-    let md5 = stored.etag;
     let checksum = stored.digest.checksum;
-    let copy = Object {
-        bucket: bucket_name.to_owned(),
-        key: key.to_owned(),
-        version_id: stored.version_id,
-        size,
-        etag: ETag { md5, parts: 0 },
-        headers,
-        user_metadata: metadata,
-        checksums: checksum
-            .iter()
-            .map(|c| Checksum {
-                algorithm: meta_algorithm(c.algorithm()),
-                value: c.as_bytes().to_vec(),
-            })
-            .collect(),
-        mtime_ms: stored.mtime_ms,
-        policy: stored.policy,
-        chunk_size: stored.chunk_size,
-        shards: stored.shards,
-        parts: Vec::new(),
-    };
+    let copy = object_record(stored, bucket_name, key, size, headers, metadata);
     let etag = etag_text(&copy.etag);
     let mtime_ms = copy.mtime_ms;
     // Re-checked after the copy streamed: the destination bucket may have been deleted, and

@@ -251,6 +251,44 @@ pub fn object_body<'r, 'c>(
     Ok((body, size, algorithm.map(checksum_code)))
 }
 
+/// The metadata record of an object the engine just stored whole (PutObject, CopyObject).
+#[must_use]
+pub fn object_record(
+    stored: crate::engine::put::Stored,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    headers: ContentHeaders,
+    user_metadata: Vec<MetaPair>,
+) -> Object {
+    Object {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: stored.version_id,
+        size,
+        etag: ETag {
+            md5: stored.etag,
+            parts: 0,
+        },
+        headers,
+        user_metadata,
+        checksums: stored
+            .digest
+            .checksum
+            .iter()
+            .map(|c| Checksum {
+                algorithm: meta_algorithm(c.algorithm()),
+                value: c.as_bytes().to_vec(),
+            })
+            .collect(),
+        mtime_ms: stored.mtime_ms,
+        policy: stored.policy,
+        chunk_size: stored.chunk_size,
+        shards: stored.shards,
+        parts: Vec::new(),
+    }
+}
+
 /// `PUT /bucket/key`.
 pub async fn put(
     ctx: &CoreCtx,
@@ -294,29 +332,8 @@ pub async fn put(
         checksum_algorithm,
     };
     let stored = ctx.engine.put(&request, body).await?;
-    let md5 = stored.etag;
     let checksum = stored.digest.checksum;
-    let object = Object {
-        bucket: bucket_name.to_owned(),
-        key: key.to_owned(),
-        version_id: stored.version_id,
-        size,
-        etag: ETag { md5, parts: 0 },
-        headers,
-        user_metadata,
-        checksums: checksum
-            .iter()
-            .map(|c| Checksum {
-                algorithm: meta_algorithm(c.algorithm()),
-                value: c.as_bytes().to_vec(),
-            })
-            .collect(),
-        mtime_ms: stored.mtime_ms,
-        policy: stored.policy,
-        chunk_size: stored.chunk_size,
-        shards: stored.shards,
-        parts: Vec::new(),
-    };
+    let object = object_record(stored, bucket_name, key, size, headers, user_metadata);
     let previous = lookup(&ctx.meta, bucket_name, key).await?;
     if if_none_match.is_some() || if_match.is_some() {
         // Re-checked just before the commit: another writer may have won while we streamed.
