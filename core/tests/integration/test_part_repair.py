@@ -168,7 +168,8 @@ def test_parts_uploaded_with_a_site_down_are_repaired_and_recoverable(tmp_path):
     Once the site returns, the repair worker re-creates the three part shards there, each with
     the footer of its siblings but for the shard index. Then, with the gateway stopped, the
     metadata deleted and site 0 wiped, `tessera recover` rebuilds the object from sites 1 and
-    2, and the restarted gateway returns it byte for byte: the repaired shards are real."""
+    2 (the repaired shards are real) and queues site 0's part shards, which the restarted
+    gateway returns byte for byte and re-creates as they were."""
     root = str(tmp_path / "disks")
     text = config_text(root, "write_quorum = 2\n")
     config_path = str(tmp_path / "tessera.toml")
@@ -205,15 +206,22 @@ def test_parts_uploaded_with_a_site_down_are_repaired_and_recoverable(tmp_path):
         gw.stop()
         gw.tmp.cleanup()
 
+    lost = os.path.join(root, "disk-0")
+    originals = {path: read(path) for path in part_shards(lost, "mpr", "obj").values()}
+    assert len(originals) == 3
     shutil.rmtree(os.path.join(data_dir, "meta"))
-    shutil.rmtree(os.path.join(root, "disk-0"))
-    os.makedirs(os.path.join(root, "disk-0"))
+    shutil.rmtree(lost)
+    os.makedirs(lost)
     result = run_recover(config_path, data_dir)
     assert result.returncode == 0, result.stderr
-    assert "(1 multipart)" in result.stdout, result.stdout
+    assert "(1 multipart); 3 missing shard(s) queued for repair" in result.stdout, result.stdout
     gw = Gateway(data_dir=data_dir, config_text=text, extra_args=["--cores", str(CORES)])
     try:
         s3 = gw.client()
+        assert sha(get(s3, "mpr", "obj")) == sha(data)
+        # The part shards of the wiped site were queued by recover and come back as they were.
+        wait_for(lambda: all(os.path.exists(p) and read(p) == b for p, b in originals.items()),
+                 "the wiped site's part shards to be re-created")
         assert sha(get(s3, "mpr", "obj")) == sha(data)
     finally:
         gw.cleanup()
