@@ -20,6 +20,7 @@ pub mod put;
 pub mod read;
 pub mod repair;
 pub mod scrub;
+pub mod settle;
 
 use std::cell::RefCell;
 
@@ -52,6 +53,8 @@ pub struct Engine {
     pub etag_mode: EtagMode,
     /// Multi-buffer MD5 for this core's uploads (`None`: each upload hashes alone).
     pub md5_lanes: Option<md5_lanes::Md5Lanes>,
+    /// Shards whose writes still finish in the background after their PUT was answered.
+    pub settling: settle::Settling,
     /// Reusable buffers (fresh allocations cost page faults that zero every page).
     buffers: RefCell<Vec<Vec<u8>>>,
     /// This core's instance of every configured site, indexed by `SiteId`.
@@ -85,6 +88,7 @@ impl Engine {
         Engine {
             etag_mode: EtagMode::Md5,
             md5_lanes: Some(md5_lanes::Md5Lanes::new()),
+            settling: settle::Settling::default(),
             buffers: RefCell::new(Vec::new()),
             sites,
             codecs: RefCell::new(Vec::new()),

@@ -401,22 +401,7 @@ impl Engine {
             },
         ))
         .await;
-        let finished = join_all(
-            writers
-                .into_iter()
-                .zip(written)
-                .map(|(writer, ok)| async move {
-                    match (writer, ok) {
-                        (Some(w), true) => w.finish().await.is_ok(),
-                        (Some(w), false) => {
-                            w.abort().await;
-                            false
-                        }
-                        (None, _) => false,
-                    }
-                }),
-        )
-        .await;
+        let finished = self.finish_quorum(writers, written, &ids, quorum).await;
         let durable = finished.iter().filter(|&&ok| ok).count();
         if durable < quorum {
             return Err(unavailable(format!(
@@ -447,6 +432,71 @@ impl Engine {
             version_id,
             mtime_ms,
         })
+    }
+
+    /// Finishes every shard (those whose footer failed are aborted) and returns, per shard,
+    /// whether it is durable, as soon as `quorum` are — or as soon as the quorum can no longer
+    /// be reached. Shards still finishing then complete in a background task that reports to
+    /// [`Engine::settling`]; they are returned as not durable, so the caller records them
+    /// `Pending` and queues them for repair, which waits for the outcome (see `settle.rs`).
+    async fn finish_quorum(
+        &self,
+        writers: Vec<Option<ShardWriter>>,
+        written: Vec<bool>,
+        ids: &[tessera_meta::BackendId],
+        quorum: usize,
+    ) -> Vec<bool> {
+        use futures_util::stream::{FuturesUnordered, StreamExt as _};
+        let mut started = vec![false; writers.len()];
+        let mut finishing: FuturesUnordered<_> = writers
+            .into_iter()
+            .zip(written)
+            .enumerate()
+            .filter_map(|(index, (writer, ok))| writer.map(|w| (index, w, ok)))
+            .map(|(index, writer, ok)| {
+                started[index] = true;
+                async move {
+                    if ok {
+                        (index, writer.finish().await.is_ok())
+                    } else {
+                        writer.abort().await;
+                        (index, false)
+                    }
+                }
+            })
+            .collect();
+        let mut durable = vec![false; started.len()];
+        let mut returned = vec![false; started.len()];
+        let mut count = 0;
+        let mut outstanding = finishing.len();
+        while count < quorum && count + outstanding >= quorum {
+            let Some((index, ok)) = finishing.next().await else {
+                break;
+            };
+            outstanding -= 1;
+            returned[index] = true;
+            durable[index] = ok;
+            count += usize::from(ok);
+        }
+        if outstanding > 0 && count >= quorum {
+            let late: Vec<tessera_meta::BackendId> = (0..started.len())
+                .filter(|&i| started[i] && !returned[i])
+                .map(|i| ids[i])
+                .collect();
+            for id in &late {
+                self.settling.start(*id);
+            }
+            let settling = self.settling.clone();
+            let ids = ids.to_vec();
+            monoio::spawn(async move {
+                while let Some((index, ok)) = finishing.next().await {
+                    settling.finish(ids[index], ok);
+                }
+            });
+        }
+        // Below quorum the PUT fails: shards still finishing are dropped here (a shard that
+        // became visible anyway is an orphan for the scrub).
+        durable
     }
 
     /// Reads the body stripe by stripe, encodes, and writes every chunk (with its checksum) to

@@ -36,6 +36,7 @@ use tessera_meta::{BackendId, Object, Op, QueueEntry, QueueKind, Shard, ShardSta
 use super::manifest::{self, Manifest};
 use super::policy::{self, Resolved};
 use super::read::{part_unit, ObjectReader};
+use super::settle::Settle;
 use super::{backend_key, internal, unavailable, Engine};
 use crate::handlers::object::{commit_owned, lookup, report_damage};
 use crate::mesh::MetaClient;
@@ -177,6 +178,7 @@ pub async fn step(engine: &Rc<Engine>, meta: &MetaClient, after_id: u64) -> (boo
         .local
         .queue_page(QueueKind::Repair, after_id, REPAIR_BATCH_MAX);
     let next = next_after_id(&entries);
+    engine.settling.forget_old();
     let mut progressed = false;
     for entry in entries {
         let done = match repair(engine, meta, &entry).await {
@@ -206,6 +208,12 @@ async fn repair(
     meta: &MetaClient,
     entry: &QueueEntry,
 ) -> Result<bool, S3Error> {
+    // A shard its PUT left finishing in the background: wait for it, and rebuild it only if
+    // that write failed.
+    let settled = engine.settling.take(&entry.backend_id);
+    if settled == Some(Settle::InFlight) {
+        return Ok(false);
+    }
     let Some(object) = lookup(meta, &entry.bucket, &entry.key).await? else {
         return Ok(true);
     };
@@ -219,6 +227,7 @@ async fn repair(
         return Ok(true);
     }
     let damaged = match target {
+        _ if settled == Some(Settle::Finished(true)) => Vec::new(),
         ShardRef::Whole(index) => {
             let shape = policy::stored_shape(&object.policy, object.chunk_size);
             let footer = whole_footer(&object, &shape, index);

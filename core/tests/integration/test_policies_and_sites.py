@@ -163,3 +163,104 @@ def test_fast_etag_mode(tmp_path):
         assert with_md5["ETag"].strip('"') == md5.hexdigest()
     finally:
         gw.cleanup()
+
+
+class SlowPutResponses:
+    """A TCP proxy in front of an S3 server that forwards everything at once, except that the
+    answer to each PUT request is held for `delay` seconds: a site slow to confirm writes."""
+
+    def __init__(self, target_host, target_port, delay):
+        import asyncio
+        import threading
+        self.target = (target_host, target_port)
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def handle(client_reader, client_writer):
+            try:
+                server_reader, server_writer = await asyncio.open_connection(*self.target)
+            except OSError:
+                client_writer.close()
+                return
+            puts = asyncio.Queue()  # one entry per PUT request whose answer is not sent yet
+
+            async def requests():
+                try:
+                    while data := await client_reader.read(65536):
+                        if data.startswith(b"PUT "):
+                            puts.put_nowait(True)
+                        server_writer.write(data)
+                        await server_writer.drain()
+                except (ConnectionError, OSError):
+                    pass
+                finally:
+                    server_writer.close()
+
+            async def responses():
+                try:
+                    while data := await server_reader.read(65536):
+                        if data.startswith(b"HTTP/") and not puts.empty():
+                            puts.get_nowait()
+                            await asyncio.sleep(delay)
+                        client_writer.write(data)
+                        await client_writer.drain()
+                except (ConnectionError, OSError):
+                    pass
+                finally:
+                    client_writer.close()
+
+            await asyncio.gather(requests(), responses())
+
+        async def start():
+            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(start()),
+                                                       self.loop.run_forever()), daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_put_answers_at_quorum_while_a_slow_site_finishes(tmp_path):
+    """ec 2+1 with write_quorum = 2 over two dir sites and one S3 site whose responses lag by
+    3 s: the PUT is answered once the two dir shards are durable, the S3 shard finishes in the
+    background and is then recorded durable (the object reads back after losing a dir shard,
+    which needs the S3 shard)."""
+    import time
+    from urllib.parse import urlparse
+    env = remote_env()
+    rclone = urlparse(env["TESSERA_RCLONE_ENDPOINT"])
+    delay = 3.0
+    proxy = SlowPutResponses(rclone.hostname, rclone.port, delay)
+    root = tmp_path / "disks"
+    run = uuid.uuid4().hex[:8]
+    config = ('[engine]\ndefault_policy = "ec:2+1"\nwrite_quorum = 2\nplacement = "priority"\n\n'
+              + dir_sites(str(root), 2) + "\n"
+              + s3_site("slow", f"http://127.0.0.1:{proxy.port}", env["TESSERA_RCLONE_ACCESS_KEY"],
+                        env["TESSERA_RCLONE_SECRET_KEY"], f"ts-slow-{run}"))
+    gw = Gateway(config_text=config)
+    try:
+        s3 = gw.client()
+        s3.create_bucket(Bucket="bgw")
+        s3.put_object(Bucket="bgw", Key="warm-up", Body=b"creates the backend bucket")
+        data = os.urandom((1 << 20) + 7)
+        started = time.monotonic()
+        s3.put_object(Bucket="bgw", Key="obj", Body=data)
+        elapsed = time.monotonic() - started
+        assert elapsed < delay - 0.5, f"the PUT waited for the slow site ({elapsed:.2f} s)"
+        # Data shard 0 lives on disk-0 (priority placement). Without it the object needs the
+        # slow site's parity shard, which reads use only once it is recorded durable.
+        time.sleep(delay + 2.5)
+        for path, _, files in os.walk(root / "disk-0"):
+            for name in files:
+                if "/.tmp" not in path and not name.startswith("."):
+                    os.remove(os.path.join(path, name))
+        assert s3.get_object(Bucket="bgw", Key="obj")["Body"].read() == data
+        assert "repair of shard" not in gw.logs()
+    finally:
+        gw.cleanup()
+        proxy.close()
