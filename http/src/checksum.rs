@@ -11,6 +11,9 @@
 //!                                                    └─► BadDigest / XAmzContentSHA256Mismatch
 //! ```
 //!
+//! Multipart checksums (composite, and full-object CRCs combined from the parts without
+//! reading the data again) are in the `multipart` submodule, re-exported here.
+//!
 //! The CRCs use `crc-fast` (carry-less multiply kernels); SHA-1, SHA-256 and MD5 the `RustCrypto`
 //! crates. Nothing here reads the body itself: the server feeds it.
 
@@ -20,6 +23,10 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use crate::sigv4::{AuthError, PayloadMode};
+
+mod multipart;
+
+pub use multipart::{composite_checksum, crc_combine, full_object_checksum, ChecksumType};
 
 /// The longest checksum digest, in bytes (SHA-256). Sizes the inline storage of a value.
 pub const CHECKSUM_BYTES_MAX: usize = 32;
