@@ -165,9 +165,10 @@ fn completion_and_abort_never_both_commit() {
                     "round {round}: {mismatch:?}"
                 );
             }
-            if reupload && completed.is_ok() {
-                panic!("round {round}: a completion published a part that was re-uploaded");
-            }
+            assert!(
+                !(reupload && completed.is_ok()),
+                "round {round}: a completion published a part that was re-uploaded"
+            );
             assert!(store.upload("b", "k", &id).is_none());
         }
         assert!(!completed_versions.is_empty(), "some completion won");

@@ -38,9 +38,9 @@ use tessera_http::xml::{
 };
 use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{
-    merge_upload_pages, multipart_checksum, partition_of, ETag, MetaRequest, MetaResponse,
-    Object, ObjectPart, Op, Upload, UploadCondition, UploadItem, UploadMismatch, UploadPart,
-    UploadQuery, UploadState,
+    merge_upload_pages, multipart_checksum, partition_of, ETag, MetaRequest, MetaResponse, Object,
+    ObjectPart, Op, Upload, UploadCondition, UploadItem, UploadMismatch, UploadPart, UploadQuery,
+    UploadState,
 };
 
 use super::object::{
@@ -242,17 +242,14 @@ pub async fn record_part(
         shards: stored.shards,
     };
     let condition = UploadCondition::exists(bucket_name, key, upload_id);
-    match commit_if_upload(ctx, condition, vec![Op::PutPart(part.clone())]).await? {
-        Ok(state) => {
-            if let Some(replaced) = state.parts.get(&u32::from(part_number)).cloned() {
-                queue_purge(&ctx.meta, &parts_as_object(&state.upload, vec![replaced])).await;
-            }
-            Ok(part)
+    if let Ok(state) = commit_if_upload(ctx, condition, vec![Op::PutPart(part.clone())]).await? {
+        if let Some(replaced) = state.parts.get(&u32::from(part_number)).cloned() {
+            queue_purge(&ctx.meta, &parts_as_object(&state.upload, vec![replaced])).await;
         }
-        Err(_) => {
-            queue_purge(&ctx.meta, &parts_as_object_unowned(part)).await;
-            Err(no_such_upload())
-        }
+        Ok(part)
+    } else {
+        queue_purge(&ctx.meta, &parts_as_object_unowned(part)).await;
+        Err(no_such_upload())
     }
 }
 
@@ -452,9 +449,11 @@ pub async fn complete(
         bucket: bucket_name,
         key,
         etag: etag_value.trim_matches('"'),
-        checksums: &object_checksum.as_ref().map_or_else(Checksums::default, |c| {
-            checksum::xml_checksums(c.value.algorithm(), c.text())
-        }),
+        checksums: &object_checksum
+            .as_ref()
+            .map_or_else(Checksums::default, |c| {
+                checksum::xml_checksums(c.value.algorithm(), c.text())
+            }),
         checksum_type: object_checksum.as_ref().map(|c| c.kind.name()),
     };
     Ok(Response::xml(200, result.to_xml()))
@@ -683,25 +682,6 @@ mod tests {
         assert_eq!(early.len(), 32);
         assert!(early.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(early < late);
-    }
-
-    fn part(number: u32, id: u8) -> UploadPart {
-        UploadPart {
-            bucket: "b".to_owned(),
-            key: "k".to_owned(),
-            upload_id: "u".to_owned(),
-            number,
-            size: 1,
-            etag: [0; 16],
-            checksum: None,
-            mtime_ms: 0,
-            chunk_size: 1,
-            shards: vec![tessera_meta::Shard {
-                site: 0,
-                backend_id: [id; 16],
-                state: tessera_meta::ShardState::Durable,
-            }],
-        }
     }
 
     /// The reaper pause is a quarter of the age, clamped to 1 s ..= 60 s.

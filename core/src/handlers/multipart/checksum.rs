@@ -51,12 +51,13 @@ pub fn requested(head: &RequestHead) -> Result<Option<UploadChecksum>, S3Error> 
             invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
         })?),
     };
-    let kind = match head.header("x-amz-checksum-type") {
-        None => None,
-        Some(name) => Some(ChecksumType::from_name(name).ok_or_else(|| {
-            invalid_request("Value for x-amz-checksum-type header is invalid.")
-        })?),
-    };
+    let kind =
+        match head.header("x-amz-checksum-type") {
+            None => None,
+            Some(name) => Some(ChecksumType::from_name(name).ok_or_else(|| {
+                invalid_request("Value for x-amz-checksum-type header is invalid.")
+            })?),
+        };
     match (algorithm, kind) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(invalid_request(
@@ -319,7 +320,10 @@ pub fn read_headers(object: &Object, part: Option<u32>) -> Vec<(&'static str, St
             }
             (ChecksumScope::Composite { parts }, None) => {
                 object_kind = ChecksumType::Composite;
-                out.push((algorithm.header_name(), value.to_composite_text(parts as usize)));
+                out.push((
+                    algorithm.header_name(),
+                    value.to_composite_text(parts as usize),
+                ));
             }
             (ChecksumScope::Composite { .. }, Some(_)) => object_kind = ChecksumType::Composite,
             (ChecksumScope::Part { number }, Some(wanted)) if number == wanted => {
@@ -412,10 +416,10 @@ mod tests {
     fn run(
         upload: &Upload,
         parts: &[UploadPart],
-        send: bool,
+        with_checksums: bool,
         claimed: Option<(HttpAlgorithm, &str)>,
     ) -> Result<Option<ObjectChecksum>, S3Error> {
-        let sent: Vec<CompletedPart> = parts.iter().map(|p| listed(p, send)).collect();
+        let sent: Vec<CompletedPart> = parts.iter().map(|p| listed(p, with_checksums)).collect();
         let pairs: Vec<(&CompletedPart, &UploadPart)> = sent.iter().zip(parts).collect();
         complete(upload, &pairs, claimed, None)
     }
@@ -427,7 +431,11 @@ mod tests {
     fn object_checksums_and_read_headers() {
         let data = [&b"first part"[..], b"", b"third"];
         let whole: Vec<u8> = data.concat();
-        for algorithm in [HttpAlgorithm::Crc32, HttpAlgorithm::Crc32c, HttpAlgorithm::Crc64Nvme] {
+        for algorithm in [
+            HttpAlgorithm::Crc32,
+            HttpAlgorithm::Crc32c,
+            HttpAlgorithm::Crc64Nvme,
+        ] {
             let parts: Vec<UploadPart> = (0..3)
                 .map(|i| part(i as u32 + 1, data[i], Some(algorithm)))
                 .collect();
@@ -456,9 +464,14 @@ mod tests {
         let parts: Vec<UploadPart> = (0..3)
             .map(|i| part(i as u32 + 1, data[i], Some(HttpAlgorithm::Sha256)))
             .collect();
-        let composite = run(&upload(Some(HttpAlgorithm::Sha256), None), &parts, true, None)
-            .unwrap()
-            .unwrap();
+        let composite = run(
+            &upload(Some(HttpAlgorithm::Sha256), None),
+            &parts,
+            true,
+            None,
+        )
+        .unwrap()
+        .unwrap();
         let digests: Vec<u8> = parts
             .iter()
             .flat_map(|p| p.checksum.as_ref().unwrap().value.clone())
@@ -506,11 +519,16 @@ mod tests {
         let err = run(&up, &parts, true, Some((a, &wrong))).unwrap_err();
         assert_eq!(err.code, S3ErrorCode::BadDigest);
 
-        let plain = run(&upload(None, None), &parts, false, None).unwrap().unwrap();
+        let plain = run(&upload(None, None), &parts, false, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(plain.kind, ChecksumType::FullObject);
         assert_eq!(plain.value, ChecksumHasher::digest(a, b"aaaabb"));
         let unchecked = vec![part(1, b"aaaa", None)];
-        assert_eq!(run(&upload(None, None), &unchecked, false, None).unwrap(), None);
+        assert_eq!(
+            run(&upload(None, None), &unchecked, false, None).unwrap(),
+            None
+        );
         let err = run(&upload(None, None), &unchecked, false, Some((a, &bare))).unwrap_err();
         assert_eq!(err.code, S3ErrorCode::BadDigest);
     }
