@@ -42,6 +42,9 @@ pub struct EngineConfig {
     /// `md5` (ETag = MD5 of the content, as S3) or `fast` (opt-in: CRC-64/NVME + length, far
     /// cheaper, but ETags no longer equal the MD5 that some clients compare).
     pub etag: crate::engine::EtagMode,
+    /// Hash the MD5 ETags of a core's concurrent uploads together in SIMD lanes (default on;
+    /// off hashes each upload alone, as the body streams in).
+    pub md5_lanes: bool,
     /// How old an unreferenced shard must be (since it was written, and since the scrub first
     /// saw it unreferenced) before the scrub deletes it. Default one hour.
     pub orphan_grace_ms: u64,
@@ -58,6 +61,7 @@ impl Default for EngineConfig {
             write_quorum: 0,
             object_size_max: 5 << 30,
             etag: crate::engine::EtagMode::Md5,
+            md5_lanes: true,
             orphan_grace_ms: crate::engine::scrub::ORPHAN_GRACE_MS_DEFAULT,
             upload_age_max_s: 7 * 86_400,
         }

@@ -195,8 +195,9 @@ pub struct Plan {
     pub buckets: BTreeMap<String, u64>,
     /// One object per (bucket, key): its newest readable version.
     pub objects: Vec<Object>,
-    /// Shard indices of `objects[i]` that were not found and are recorded `Pending`.
-    pub missing: Vec<(usize, u16)>,
+    /// Shards of `objects[i]` that were not found and are recorded `Pending`, by flattened
+    /// index (`engine::repair::flat_index`: a part's shards count after the earlier parts').
+    pub missing: Vec<(usize, usize)>,
     /// Versions seen with too few readable shards.
     pub versions_unreadable: u64,
     /// Shards no planned object references.
@@ -271,7 +272,17 @@ pub fn plan(
                 .iter()
                 .flat_map(|p| p.shards.iter().map(|s| s.backend_id)),
         );
-        plan.missing.extend(missing.into_iter().map(|s| (i, s)));
+        if object.parts.is_empty() {
+            plan.missing
+                .extend(missing.into_iter().map(|s| (i, usize::from(s))));
+        } else {
+            // Part shards the index lists but no site holds: queued like a whole object's.
+            plan.missing.extend(
+                crate::engine::repair::flat_shards(&object)
+                    .filter(|(_, s)| s.state == ShardState::Pending)
+                    .map(|(flat, _)| (i, flat)),
+            );
+        }
         plan.objects.push(object);
     }
     // Index shards are referenced by version, not by id.
@@ -721,7 +732,7 @@ async fn write_plan(
     }
     summary.buckets = bucket_ops.len() as u64;
 
-    let mut missing: HashMap<usize, Vec<u16>> = HashMap::new();
+    let mut missing: HashMap<usize, Vec<usize>> = HashMap::new();
     for &(object, shard) in &plan.missing {
         missing.entry(object).or_default().push(shard);
     }
@@ -731,8 +742,12 @@ async fn write_plan(
         let core = usize::from(partition_of(&object.bucket, &object.key, cores).0);
         let store = &stores[core];
         let (ops, bytes) = &mut pending[core];
-        for &shard_index in missing.get(&i).map_or(&[][..], Vec::as_slice) {
-            let shard = object.shards[usize::from(shard_index)];
+        for &flat in missing.get(&i).map_or(&[][..], Vec::as_slice) {
+            let Some(target) = crate::engine::repair::locate(object, flat) else {
+                continue;
+            };
+            let shard = *crate::engine::repair::shard(object, target);
+            let shard_index = crate::engine::repair::queued_index(flat);
             ops.push(Op::PutQueue(QueueEntry {
                 kind: QueueKind::Repair,
                 id: store.allocate_queue_id(),
@@ -942,6 +957,20 @@ mod tests {
             .all(|s| s.state == ShardState::Durable));
         // Part 2's three shards and the older single PUT's two are unreferenced.
         assert_eq!(chosen.shards_unreferenced, 5);
+        assert!(chosen.missing.is_empty());
+        // A listed part shard no site holds is recorded Pending and queued for repair by its
+        // flattened index (part 3 is the second listed part: 3 + 1).
+        let without: Vec<ScannedShard> = shards
+            .iter()
+            .filter(|s| s.backend_id != [31; 16])
+            .cloned()
+            .collect();
+        let degraded = plan(&without, 3, ids());
+        assert_eq!(
+            degraded.objects[0].parts[1].shards[1].state,
+            ShardState::Pending
+        );
+        assert_eq!(degraded.missing, vec![(0, 4)]);
 
         // A newer single PUT wins over the multipart object.
         shards.push(scanned(0, 93, manifest("mp", 8, 1_000, 0, 10)));

@@ -14,12 +14,14 @@
 //! Multipart checksums (composite, and full-object CRCs combined from the parts without
 //! reading the data again) are in the `multipart` submodule, re-exported here.
 //!
-//! The CRCs use `crc-fast` (carry-less multiply kernels); SHA-1, SHA-256 and MD5 the `RustCrypto`
-//! crates. Nothing here reads the body itself: the server feeds it.
+//! The CRCs use `crc-fast` (carry-less multiply kernels); SHA-1 and SHA-256 the `RustCrypto`
+//! crates; MD5 `md5-many`. A caller that hashes many bodies at once (multi-buffer MD5) can take
+//! over the MD5 with [`BodyVerifier::defer_md5`] and hand it back at the end. Nothing here reads the body itself: the server feeds it.
 
 use base64::Engine as _;
-use md5::{Digest as _, Md5};
+use md5_many::Md5State;
 use sha1::Sha1;
+use sha2::Digest as _;
 use sha2::Sha256;
 
 use crate::sigv4::{AuthError, PayloadMode};
@@ -340,7 +342,9 @@ pub struct BodyDigest {
 /// Feed every decoded body byte exactly once with [`BodyVerifier::update`], then call
 /// [`BodyVerifier::finish`] with the trailer checksum, if the body had one.
 pub struct BodyVerifier {
-    md5: Option<Md5>,
+    md5: Option<Md5State>,
+    /// The caller computes the MD5 and passes it to [`BodyVerifier::finish_with_md5`].
+    md5_deferred: bool,
     /// SHA-256 of the whole body: for a literal `x-amz-content-sha256`, a SHA-256 checksum,
     /// or both (hashed once, compared twice).
     sha256: Option<Sha256>,
@@ -392,7 +396,8 @@ impl BodyVerifier {
             .filter(|a| *a != ChecksumAlgorithm::Sha256)
             .map(ChecksumHasher::new);
         Ok(BodyVerifier {
-            md5: (compute_md5 || integrity.content_md5.is_some()).then(Md5::new),
+            md5: (compute_md5 || integrity.content_md5.is_some()).then(Md5State::new),
+            md5_deferred: false,
             sha256: needs_sha256.then(Sha256::new),
             content_sha256,
             content_md5: integrity.content_md5,
@@ -417,16 +422,43 @@ impl BodyVerifier {
         }
     }
 
+    /// Hands the MD5 to the caller, which must then feed the same bytes to its own hasher and
+    /// pass the result to [`BodyVerifier::finish_with_md5`]. True when the verifier needed an
+    /// MD5 and had not been fed yet; false otherwise (nothing changes).
+    pub fn defer_md5(&mut self) -> bool {
+        if self.md5.is_none() || self.length != 0 {
+            return false;
+        }
+        self.md5 = None;
+        self.md5_deferred = true;
+        true
+    }
+
     /// Checks every claim and returns the digests. `trailer` is the checksum trailer the
     /// aws-chunked decoder read, if any.
     pub fn finish(self, trailer: Option<&ChecksumValue>) -> Result<BodyDigest, AuthError> {
+        self.finish_with_md5(trailer, None)
+    }
+
+    /// [`BodyVerifier::finish`] with the MD5 the caller computed after [`BodyVerifier::defer_md5`]
+    /// (ignored if the MD5 was not deferred; a deferred MD5 that is not given is treated as not
+    /// computed).
+    pub fn finish_with_md5(
+        self,
+        trailer: Option<&ChecksumValue>,
+        deferred_md5: Option<[u8; 16]>,
+    ) -> Result<BodyDigest, AuthError> {
         let sha256: Option<[u8; 32]> = self.sha256.map(|s| s.finalize().into());
         if let (Some(claimed), Some(computed)) = (self.content_sha256, sha256) {
             if claimed != computed {
                 return Err(AuthError::ContentSha256Mismatch);
             }
         }
-        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
+        let md5: Option<[u8; 16]> = if self.md5_deferred {
+            deferred_md5
+        } else {
+            self.md5.map(|m| m.finalize())
+        };
         if let (Some(claimed), Some(computed)) = (self.content_md5, md5) {
             if claimed != computed {
                 return Err(AuthError::ContentMd5Mismatch);
@@ -596,6 +628,43 @@ mod tests {
         let err = bad.finish(None).unwrap_err();
         assert_eq!(err, AuthError::ContentMd5Mismatch);
         assert_eq!(err.s3_error().code, S3ErrorCode::BadDigest);
+    }
+
+    /// A deferred MD5 is the caller's: the verifier checks the one it is given against
+    /// `Content-MD5` and returns it; it refuses to defer once bytes were fed.
+    #[test]
+    fn deferred_md5_is_checked_at_finish() {
+        let md5_of_abc: [u8; 16] = hex::decode("900150983cd24fb0d6963f7d28e17f72")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let integrity =
+            IntegrityHeaders::parse(&[("Content-MD5", "kAFQmDzST7DWlj99KOF/cg==")]).unwrap();
+        let mut ok = BodyVerifier::new(&PayloadMode::Unsigned, &integrity, true).unwrap();
+        assert!(ok.defer_md5());
+        ok.update(b"abc");
+        assert_eq!(
+            ok.finish_with_md5(None, Some(md5_of_abc)).unwrap().md5,
+            Some(md5_of_abc)
+        );
+
+        let mut bad = BodyVerifier::new(&PayloadMode::Unsigned, &integrity, true).unwrap();
+        assert!(bad.defer_md5());
+        bad.update(b"abc");
+        let mut wrong = md5_of_abc;
+        wrong[0] ^= 1;
+        assert_eq!(
+            bad.finish_with_md5(None, Some(wrong)).unwrap_err(),
+            AuthError::ContentMd5Mismatch
+        );
+
+        let mut late =
+            BodyVerifier::new(&PayloadMode::Unsigned, &IntegrityHeaders::default(), true).unwrap();
+        late.update(b"a");
+        assert!(!late.defer_md5());
+        let mut unneeded =
+            BodyVerifier::new(&PayloadMode::Unsigned, &IntegrityHeaders::default(), false).unwrap();
+        assert!(!unneeded.defer_md5());
     }
 
     /// Only what is needed is computed: no MD5 unless asked or checked, and one SHA-256

@@ -13,6 +13,7 @@
 //! exercised by the integration suite through real clients.
 
 pub mod manifest;
+pub mod md5_lanes;
 pub mod policy;
 pub mod purge;
 pub mod put;
@@ -49,6 +50,8 @@ pub enum EtagMode {
 pub struct Engine {
     /// How ETags are computed.
     pub etag_mode: EtagMode,
+    /// Multi-buffer MD5 for this core's uploads (`None`: each upload hashes alone).
+    pub md5_lanes: Option<md5_lanes::Md5Lanes>,
     /// Reusable buffers (fresh allocations cost page faults that zero every page).
     buffers: RefCell<Vec<Vec<u8>>>,
     /// This core's instance of every configured site, indexed by `SiteId`.
@@ -81,6 +84,7 @@ impl Engine {
     ) -> Self {
         Engine {
             etag_mode: EtagMode::Md5,
+            md5_lanes: Some(md5_lanes::Md5Lanes::new()),
             buffers: RefCell::new(Vec::new()),
             sites,
             codecs: RefCell::new(Vec::new()),

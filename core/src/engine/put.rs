@@ -36,9 +36,16 @@ pub trait ByteSource {
     /// ends or fails first.
     async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error>;
 
+    /// Hands the MD5 to the pipeline (which hashes in the core's SIMD lanes) if the source
+    /// would compute one and has not been read yet; true if it did.
+    fn defer_md5(&mut self) -> bool {
+        false
+    }
+
     /// Checks that the source is at its end and returns its digests (MD5 for the ETag, the
-    /// verified checksum). Called once, after every byte was read.
-    async fn finish(self) -> Result<BodyDigest, S3Error>;
+    /// verified checksum). Called once, after every byte was read, with the MD5 the pipeline
+    /// computed if [`ByteSource::defer_md5`] returned true.
+    async fn finish(self, deferred_md5: Option<[u8; 16]>) -> Result<BodyDigest, S3Error>;
 }
 
 // Plain functions returning the body's own futures: `async fn` wrappers would add a layer to
@@ -52,8 +59,15 @@ impl ByteSource for RequestBody<'_, '_> {
         self.read_exact_into(out, n)
     }
 
-    fn finish(self) -> impl std::future::Future<Output = Result<BodyDigest, S3Error>> {
-        RequestBody::finish(self)
+    fn defer_md5(&mut self) -> bool {
+        RequestBody::defer_md5(self)
+    }
+
+    fn finish(
+        self,
+        deferred_md5: Option<[u8; 16]>,
+    ) -> impl std::future::Future<Output = Result<BodyDigest, S3Error>> {
+        RequestBody::finish(self, deferred_md5)
     }
 }
 
@@ -70,7 +84,7 @@ pub struct ReaderSource {
     /// Bytes the reader must deliver in all.
     length: u64,
     delivered: u64,
-    hasher: Option<md5::Md5>,
+    hasher: Option<md5_many::Md5State>,
     known_md5: Option<[u8; 16]>,
     checksum: Option<tessera_http::checksum::ChecksumValue>,
 }
@@ -94,14 +108,13 @@ impl ReaderSource {
         known_md5: Option<[u8; 16]>,
         checksum: Option<tessera_http::checksum::ChecksumValue>,
     ) -> Self {
-        use md5::Digest as _;
         ReaderSource {
             reader,
             piece: Vec::new(),
             offset: 0,
             length,
             delivered: 0,
-            hasher: known_md5.is_none().then(md5::Md5::new),
+            hasher: known_md5.is_none().then(md5_many::Md5State::new),
             known_md5,
             checksum,
         }
@@ -110,7 +123,6 @@ impl ReaderSource {
 
 impl ByteSource for ReaderSource {
     async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error> {
-        use md5::Digest as _;
         let mut left = n;
         while left > 0 {
             if self.offset == self.piece.len() {
@@ -137,8 +149,7 @@ impl ByteSource for ReaderSource {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<BodyDigest, S3Error> {
-        use md5::Digest as _;
+    async fn finish(mut self, _deferred_md5: Option<[u8; 16]>) -> Result<BodyDigest, S3Error> {
         // The pipeline asks for exactly the object's size; anything left means the reader and
         // the record disagree about the size.
         let extra = self.piece.len() - self.offset;
@@ -150,7 +161,7 @@ impl ByteSource for ReaderSource {
         }
         let md5 = match (self.known_md5, self.hasher) {
             (Some(md5), _) => md5,
-            (None, Some(hasher)) => hasher.finalize().into(),
+            (None, Some(hasher)) => hasher.finalize(),
             (None, None) => return Err(internal("no MD5 for the copy")),
         };
         Ok(BodyDigest {
@@ -329,8 +340,16 @@ impl Engine {
         }
 
         // The fast ETag mode hashes the object once with CRC-64/NVME (~50 GB/s) instead of MD5.
-        let mut whole =
-            (self.etag_mode == super::EtagMode::Fast).then(tessera_ec::ChunkHasher::new);
+        // The MD5, when needed, is hashed in the core's SIMD lanes beside other uploads.
+        let mut hashers = StripeHashers {
+            whole: (self.etag_mode == super::EtagMode::Fast).then(tessera_ec::ChunkHasher::new),
+            md5: None,
+        };
+        if let Some(lanes) = &self.md5_lanes {
+            if body.defer_md5() {
+                hashers.md5 = Some(lanes.stream());
+            }
+        }
         let result = self
             .write_stripes(
                 &shape,
@@ -338,13 +357,17 @@ impl Engine {
                 &mut body,
                 &mut writers,
                 quorum,
-                whole.as_mut(),
+                &mut hashers,
             )
             .await;
         let digest = match result {
-            Ok(()) => body.finish().await,
+            Ok(()) => {
+                let md5 = hashers.md5.take().map(|stream| stream.finish().0);
+                body.finish(md5).await
+            }
             Err(e) => Err(e),
         };
+        let whole = hashers.whole;
         let digest = match digest {
             Ok(digest) => digest,
             Err(e) => {
@@ -435,7 +458,7 @@ impl Engine {
         body: &mut S,
         writers: &mut [Option<ShardWriter>],
         quorum: usize,
-        mut whole: Option<&mut tessera_ec::ChunkHasher>,
+        hashers: &mut StripeHashers<'_>,
     ) -> Result<(), S3Error> {
         let chunk_capacity = layout.chunk_size() as usize + tessera_ec::CHECKSUM_LEN;
         let mut buffers: Vec<Vec<u8>> = (0..shape.n)
@@ -450,7 +473,7 @@ impl Engine {
                 let range = stripe.data_chunk_range(i);
                 body.fill_exact(buffer, (range.end - range.start) as usize)
                     .await?;
-                if let Some(hasher) = whole.as_deref_mut() {
+                if let Some(hasher) = &mut hashers.whole {
                     hasher.update(buffer);
                 }
                 buffer.resize(chunk_len, 0);
@@ -503,9 +526,37 @@ impl Engine {
                 }
             }
             check_quorum(writers, quorum)?;
+            if let Some(md5) = &mut hashers.md5 {
+                // This stripe's data buffers go to the MD5 lanes; the previous stripe's come
+                // back (a second set on the first stripe).
+                let data: Vec<Vec<u8>> =
+                    buffers[..shape.k].iter_mut().map(std::mem::take).collect();
+                let lengths = (0..shape.k)
+                    .map(|i| {
+                        let range = stripe.data_chunk_range(i);
+                        (range.end - range.start) as usize
+                    })
+                    .collect();
+                let back = md5.submit(data, lengths).unwrap_or_else(|| {
+                    (0..shape.k)
+                        .map(|_| Vec::with_capacity(chunk_capacity))
+                        .collect()
+                });
+                for (slot, buffer) in buffers.iter_mut().zip(back) {
+                    *slot = buffer;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// The hashes a PUT computes over the object's bytes stripe by stripe, besides the body's own.
+struct StripeHashers<'l> {
+    /// CRC-64/NVME of the whole object, for the fast ETag mode.
+    whole: Option<tessera_ec::ChunkHasher>,
+    /// The ETag MD5 through the core's lanes, when the body deferred it.
+    md5: Option<super::md5_lanes::Md5Stream<'l>>,
 }
 
 fn check_quorum(writers: &[Option<ShardWriter>], quorum: usize) -> Result<(), S3Error> {

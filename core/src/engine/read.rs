@@ -40,8 +40,10 @@ pub struct Segment {
     bad: ShardSet,
     /// Of those, the ones found missing or corrupt (not merely unreachable): they need repair.
     damaged: ShardSet,
-    /// True when this segment is a whole single-PUT object (its shards are the object's own).
-    whole: bool,
+    /// Flattened index (see `repair::flat_index`) of this unit's shard 0 in the object the
+    /// reader was made for: 0 for a whole object, the shard count of the earlier parts for a
+    /// part. Damage is reported by flattened index.
+    flat_base: usize,
 }
 
 /// One shard's chunks for a batch of stripes: the verified bytes as read from the site (no
@@ -113,7 +115,7 @@ impl Segment {
             end_stripe,
             bad,
             damaged: ShardSet::EMPTY,
-            whole: true,
+            flat_base: 0,
         })
     }
 
@@ -387,16 +389,19 @@ impl ObjectReader {
             }
         } else {
             let mut offset = 0_u64;
+            let mut flat_base = object.shards.len();
             for part in &object.parts {
                 let part_range = offset..offset + part.size;
                 offset += part.size;
+                let base = flat_base;
+                flat_base += part.shards.len();
                 let start = range.start.max(part_range.start);
                 let end = range.end.min(part_range.end);
                 if start < end {
                     let unit = part_unit(&object, part);
                     let local = start - part_range.start..end - part_range.start;
                     let mut segment = Segment::new(Rc::clone(&engine), unit, local)?;
-                    segment.whole = false;
+                    segment.flat_base = base;
                     segments.push_back(segment);
                 }
             }
@@ -417,22 +422,20 @@ impl ObjectReader {
         Ok(())
     }
 
-    /// Shards found missing or corrupt by this read, as (bucket, key, version id, shard
-    /// index), for the repair queue. Only whole objects are reported: shards of multipart parts
-    /// are not repaired yet.
+    /// Shards found missing or corrupt by this read, as (bucket, key, version id, flattened
+    /// shard index), for the repair queue: a whole object's shard index, or for a part's shard
+    /// the index among all the object's part shards in part order (`repair::flat_index`).
     #[must_use]
     pub fn damaged(&self) -> Vec<(String, String, u64, usize)> {
         let mut out = Vec::new();
         for segment in self.finished.iter().chain(self.segments.iter()) {
-            if segment.object.parts.is_empty() && segment.whole {
-                for index in segment.damaged.iter() {
-                    out.push((
-                        segment.object.bucket.clone(),
-                        segment.object.key.clone(),
-                        segment.object.version_id,
-                        index,
-                    ));
-                }
+            for index in segment.damaged.iter() {
+                out.push((
+                    segment.object.bucket.clone(),
+                    segment.object.key.clone(),
+                    segment.object.version_id,
+                    segment.flat_base + index,
+                ));
             }
         }
         out

@@ -1,29 +1,43 @@
-//! The repair worker: re-creates shards that did not become durable at write time (a site was
-//! down or failed mid-PUT), so that every acknowledged object returns to full redundancy.
+//! The repair worker: re-creates shards that are not durable — missed at write time (a site
+//! was down or failed mid-PUT or mid-UploadPart), or found missing or corrupt by a read — so
+//! that every acknowledged object, single-PUT or multipart, returns to full redundancy.
 //!
 //! ```text
-//!  repair queue entry (bucket, key, version, shard i)
-//!    ─► current record from the owning core (gone or replaced? drop the entry)
-//!    ─► read the object through ObjectReader (verified, reconstructing as needed)
-//!    ─► re-split into stripes, re-encode, keep chunk i (+ CRC) ─► write shard i + manifest
-//!    ─► commit the record with shard i durable (owning core) ─► drop the entry
+//!  repair queue entry (bucket, key, version, flattened shard index, backend id)
+//!    ─► current record from the owning core (gone, replaced, or shard durable? drop the entry)
+//!    ─► whole object: read it through ObjectReader; footer from the record
+//!       part p:       read only part p through ObjectReader; footer copied from a sibling
+//!                     shard of the part (only the shard byte differs), as UploadPart wrote it
+//!    ─► re-split into stripes, re-encode, keep chunk i (+ CRC) ─► write shard i + footer
+//!    ─► commit the record with that shard durable (owning core) ─► drop the entry
 //! ```
 //!
-//! Runs as bounded steps on each core; an entry whose site is still failing stays queued and
-//! is retried after a pause.
+//! Naming a shard: queue entries carry one `shard_index: u16` (the record format is frozen).
+//! For repair and purge it is the *flattened* index: the object's own shards first, then each
+//! part's shards in part order ([`flat_index`], [`locate`]). A single-PUT object's indices are
+//! thus its plain shard indices, as before. A flattened index beyond `u16::MAX` (more than
+//! 65 535 shards, e.g. 10 000 parts of 7+ shards) is stored as `u16::MAX` and the shard is
+//! found by the entry's backend id instead ([`find`]), which is unique anyway.
+//!
+//! Runs as bounded steps on each core, walking the queue batch by batch; an entry whose site
+//! is still failing stays queued and is retried on a later walk.
+//!
+//! Not done here: finding `Pending` shards that have no queue entry. The record and its queue
+//! entries are separate commits, so a crash between them leaves such a shard, and reads skip
+//! it as known-bad rather than report it; nothing sweeps the index for them yet.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use tessera_ec::Layout;
 use tessera_http::S3Error;
-use tessera_meta::{Object, Op, QueueEntry, QueueKind, ShardState};
+use tessera_meta::{BackendId, Object, Op, QueueEntry, QueueKind, Shard, ShardState};
 
 use super::manifest::{self, Manifest};
 use super::policy::{self, Resolved};
-use super::read::ObjectReader;
-use super::{backend_key, internal, Engine};
-use crate::handlers::object::{commit_owned, lookup};
+use super::read::{part_unit, ObjectReader};
+use super::{backend_key, internal, unavailable, Engine};
+use crate::handlers::object::{commit_owned, lookup, report_damage};
 use crate::mesh::MetaClient;
 
 /// Entries handled per step.
@@ -31,20 +45,138 @@ pub const REPAIR_BATCH_MAX: usize = 8;
 /// Pause between steps when nothing could be repaired.
 pub const REPAIR_IDLE: Duration = Duration::from_secs(1);
 
+/// One shard of an object: one of its own shards, or a shard of one of its parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardRef {
+    /// `object.shards[index]` (a single-PUT object).
+    Whole(usize),
+    /// `object.parts[part].shards[shard]` (`part` is a position, not a part number).
+    Part {
+        /// Position of the part in `object.parts`.
+        part: usize,
+        /// Shard index within the part.
+        shard: usize,
+    },
+}
+
+/// The flattened index of `target`: the object's shards first, then every part's shards in
+/// part order (the order `queue_purge` enumerates them in).
+#[must_use]
+pub fn flat_index(object: &Object, target: ShardRef) -> usize {
+    match target {
+        ShardRef::Whole(index) => index,
+        ShardRef::Part { part, shard } => {
+            object.shards.len()
+                + object.parts[..part]
+                    .iter()
+                    .map(|p| p.shards.len())
+                    .sum::<usize>()
+                + shard
+        }
+    }
+}
+
+/// The shard a flattened index names, if the object has that many shards.
+#[must_use]
+pub fn locate(object: &Object, flat: usize) -> Option<ShardRef> {
+    if flat < object.shards.len() {
+        return Some(ShardRef::Whole(flat));
+    }
+    let mut rest = flat - object.shards.len();
+    for (part, p) in object.parts.iter().enumerate() {
+        if rest < p.shards.len() {
+            return Some(ShardRef::Part { part, shard: rest });
+        }
+        rest -= p.shards.len();
+    }
+    None
+}
+
+/// The shard a queue entry names: by its flattened index when that shard has the entry's
+/// backend id, else (an index saturated at `u16::MAX`) by the backend id alone. `None` when
+/// the object no longer holds that shard.
+#[must_use]
+pub fn find(object: &Object, shard_index: u16, backend_id: &BackendId) -> Option<ShardRef> {
+    if let Some(target) = locate(object, usize::from(shard_index)) {
+        if shard(object, target).backend_id == *backend_id {
+            return Some(target);
+        }
+    }
+    let by_id = |shards: &[Shard]| shards.iter().position(|s| s.backend_id == *backend_id);
+    if let Some(index) = by_id(&object.shards) {
+        return Some(ShardRef::Whole(index));
+    }
+    object
+        .parts
+        .iter()
+        .enumerate()
+        .find_map(|(part, p)| by_id(&p.shards).map(|shard| ShardRef::Part { part, shard }))
+}
+
+/// The queue entry form of a flattened index (saturated: see the module docs).
+#[must_use]
+pub fn queued_index(flat: usize) -> u16 {
+    u16::try_from(flat).unwrap_or(u16::MAX)
+}
+
+/// The shard `target` names. Panics if `target` is not a shard of `object` (a programmer
+/// error: refs come from [`locate`] or [`find`] on the same record).
+#[must_use]
+pub fn shard(object: &Object, target: ShardRef) -> &Shard {
+    match target {
+        ShardRef::Whole(index) => &object.shards[index],
+        ShardRef::Part { part, shard } => &object.parts[part].shards[shard],
+    }
+}
+
+/// Mutable form of [`shard`].
+pub fn shard_mut(object: &mut Object, target: ShardRef) -> &mut Shard {
+    match target {
+        ShardRef::Whole(index) => &mut object.shards[index],
+        ShardRef::Part { part, shard } => &mut object.parts[part].shards[shard],
+    }
+}
+
+/// Every shard of `object` with its flattened index.
+pub fn flat_shards(object: &Object) -> impl Iterator<Item = (usize, &Shard)> {
+    object
+        .shards
+        .iter()
+        .chain(object.parts.iter().flat_map(|p| p.shards.iter()))
+        .enumerate()
+}
+
 /// Runs forever on this core.
 pub async fn run(engine: Rc<Engine>, meta: MetaClient) {
+    let mut after_id = 0;
     loop {
-        if !step(&engine, &meta).await {
+        let (progressed, next) = step(&engine, &meta, after_id).await;
+        after_id = next;
+        if !progressed {
             monoio::time::sleep(REPAIR_IDLE).await;
         }
     }
 }
 
-/// One batch; true when at least one entry left the queue.
-pub async fn step(engine: &Rc<Engine>, meta: &MetaClient) -> bool {
+/// Where the next step starts: after this batch when it was full (more may follow), else at
+/// the head of the queue again. The worker walks the whole queue this way, so entries of a
+/// site that stays down (a multipart upload can leave one per part) cannot keep the head of
+/// the queue and starve the others.
+#[must_use]
+pub fn next_after_id(batch: &[QueueEntry]) -> u64 {
+    match batch.last() {
+        Some(last) if batch.len() >= REPAIR_BATCH_MAX => last.id,
+        _ => 0,
+    }
+}
+
+/// One batch of the entries after `after_id`; returns whether at least one entry left the
+/// queue, and where the next batch starts ([`next_after_id`]).
+pub async fn step(engine: &Rc<Engine>, meta: &MetaClient, after_id: u64) -> (bool, u64) {
     let entries = meta
         .local
-        .queue_page(QueueKind::Repair, 0, REPAIR_BATCH_MAX);
+        .queue_page(QueueKind::Repair, after_id, REPAIR_BATCH_MAX);
+    let next = next_after_id(&entries);
     let mut progressed = false;
     for entry in entries {
         let done = match repair(engine, meta, &entry).await {
@@ -65,7 +197,7 @@ pub async fn step(engine: &Rc<Engine>, meta: &MetaClient) -> bool {
                 .is_ok();
         }
     }
-    progressed
+    (progressed, next)
 }
 
 /// Repairs one shard; `Ok(true)` when the entry is finished (repaired or obsolete).
@@ -77,39 +209,46 @@ async fn repair(
     let Some(object) = lookup(meta, &entry.bucket, &entry.key).await? else {
         return Ok(true);
     };
-    let index = usize::from(entry.shard_index);
-    let current = object.shards.get(index);
-    if object.version_id != entry.version_id
-        || current
-            .is_none_or(|s| s.backend_id != entry.backend_id || s.state == ShardState::Durable)
-    {
+    if object.version_id != entry.version_id {
         return Ok(true);
     }
-    let shape = policy::stored_shape(&object.policy, object.chunk_size);
-    rebuild_shard(engine, &object, &shape, index).await?;
-    // Commit only if the object was not replaced meanwhile.
+    let Some(target) = find(&object, entry.shard_index, &entry.backend_id) else {
+        return Ok(true);
+    };
+    if shard(&object, target).state == ShardState::Durable {
+        return Ok(true);
+    }
+    let damaged = match target {
+        ShardRef::Whole(index) => {
+            let shape = policy::stored_shape(&object.policy, object.chunk_size);
+            let footer = whole_footer(&object, &shape, index);
+            let reader = ObjectReader::new(Rc::clone(engine), object.clone(), 0..object.size)?;
+            write_shard(engine, &object, &shape, index, footer, reader).await?
+        }
+        ShardRef::Part { part, shard } => rebuild_part_shard(engine, &object, part, shard).await?,
+    };
+    // Commit only if the object was not replaced meanwhile (awaits ran since the lookup).
     let Some(mut latest) = lookup(meta, &entry.bucket, &entry.key).await? else {
         return Ok(true);
     };
     if latest.version_id != object.version_id {
         return Ok(true);
     }
-    latest.shards[index].state = ShardState::Durable;
+    let Some(target) = find(&latest, entry.shard_index, &entry.backend_id) else {
+        return Ok(true);
+    };
+    shard_mut(&mut latest, target).state = ShardState::Durable;
     commit_owned(meta, &entry.bucket, &entry.key, vec![Op::PutObject(latest)]).await?;
+    // Other shards this repair found missing or corrupt while reading.
+    if !damaged.is_empty() {
+        report_damage(meta, &damaged).await;
+    }
     Ok(true)
 }
 
-/// Writes shard `index` of `object` again from the other shards.
-async fn rebuild_shard(
-    engine: &Rc<Engine>,
-    object: &Object,
-    shape: &Resolved,
-    index: usize,
-) -> Result<(), S3Error> {
-    let layout = Layout::new(object.size, shape.k, object.chunk_size)
-        .map_err(|e| internal(format!("layout: {e}")))?;
-    let shard = object.shards[index];
-    let footer = manifest::encode(&Manifest {
+/// The footer of shard `index` of a single-PUT object, from its record.
+fn whole_footer(object: &Object, shape: &Resolved, index: usize) -> Vec<u8> {
+    manifest::encode(&Manifest {
         shard: index as u8,
         k: shape.k as u8,
         n: shape.n as u8,
@@ -132,7 +271,115 @@ async fn rebuild_shard(
         headers: object.headers.clone(),
         user_metadata: object.user_metadata.clone(),
         index: None,
-    });
+    })
+}
+
+/// Writes shard `shard_index` of part `part` (a position in `object.parts`) again from the
+/// part's other shards; returns the damage the read found.
+async fn rebuild_part_shard(
+    engine: &Rc<Engine>,
+    object: &Object,
+    part: usize,
+    shard_index: usize,
+) -> Result<Vec<(String, String, u64, usize)>, S3Error> {
+    let unit = part_unit(object, &object.parts[part]);
+    let shape = policy::stored_shape(&unit.policy, unit.chunk_size);
+    let footer = sibling_footer(
+        engine,
+        &unit,
+        &shape,
+        object.parts[part].number,
+        shard_index,
+    )
+    .await?;
+    let offset: u64 = object.parts[..part].iter().map(|p| p.size).sum();
+    // A reader of the multipart object limited to this part: it reports damage by the
+    // object's flattened indices.
+    let reader = ObjectReader::new(
+        Rc::clone(engine),
+        object.clone(),
+        offset..offset + unit.size,
+    )?;
+    write_shard(engine, &unit, &shape, shard_index, footer, reader).await
+}
+
+/// Whether `m`, read from shard `from` of the part `unit` (number `number`), is that part's
+/// footer as UploadPart wrote it.
+#[must_use]
+pub fn is_part_footer(
+    m: &Manifest,
+    unit: &Object,
+    shape: &Resolved,
+    number: u32,
+    from: usize,
+) -> bool {
+    m.index.is_none()
+        && u32::from(m.part_number) == number
+        && usize::from(m.shard) == from
+        && (usize::from(m.k), usize::from(m.n), m.replica) == (shape.k, shape.n, shape.replica)
+        && m.chunk_size == unit.chunk_size
+        && m.size == unit.size
+        && m.md5 == unit.etag.md5
+        && m.bucket == unit.bucket
+        && m.key == unit.key
+}
+
+/// The footer of shard `index` of a part: UploadPart wrote the same footer on every shard of
+/// the part but for the shard byte, and the record lacks some of its fields (the part's write
+/// id, time and checksum), so it is copied from the first sibling shard whose footer reads and
+/// matches the part.
+async fn sibling_footer(
+    engine: &Engine,
+    unit: &Object,
+    shape: &Resolved,
+    number: u32,
+    index: usize,
+) -> Result<Vec<u8>, S3Error> {
+    let layout = Layout::new(unit.size, shape.k, unit.chunk_size)
+        .map_err(|e| internal(format!("layout: {e}")))?;
+    for (from, sibling) in unit.shards.iter().enumerate() {
+        if from == index || sibling.state != ShardState::Durable {
+            continue;
+        }
+        let Some(site) = engine.sites.get(usize::from(sibling.site)) else {
+            continue;
+        };
+        let key = backend_key(&sibling.backend_id);
+        let Ok(info) = site.head(&key).await else {
+            continue;
+        };
+        let Ok(mut found) = crate::recover::read_manifest(site, &key, info.len).await else {
+            continue;
+        };
+        if !is_part_footer(&found, unit, shape, number, from) {
+            continue;
+        }
+        found.shard = index as u8;
+        let footer = manifest::encode(&found);
+        if layout.shard_len() + footer.len() as u64 == info.len {
+            return Ok(footer);
+        }
+    }
+    Err(unavailable(format!(
+        "no sibling shard of part {number} of {}/{} has a readable footer",
+        unit.bucket, unit.key
+    )))
+}
+
+/// Writes shard `index` of `unit` (a whole object, or one part as [`part_unit`] describes it)
+/// from the bytes `reader` yields, re-encoded stripe by stripe, then `footer`. Returns the
+/// damage the reader found.
+async fn write_shard(
+    engine: &Rc<Engine>,
+    unit: &Object,
+    shape: &Resolved,
+    index: usize,
+    footer: Vec<u8>,
+    mut reader: ObjectReader,
+) -> Result<Vec<(String, String, u64, usize)>, S3Error> {
+    let layout = Layout::new(unit.size, shape.k, unit.chunk_size)
+        .map_err(|e| internal(format!("layout: {e}")))?;
+    let shard = unit.shards[index];
     let site = engine
         .sites
         .get(usize::from(shard.site))
@@ -143,8 +390,7 @@ async fn rebuild_shard(
             layout.shard_len() + footer.len() as u64,
         )
         .await
-        .map_err(|e| super::unavailable(format!("site {}: {e}", site.name())))?;
-    let mut reader = ObjectReader::new(Rc::clone(engine), object.clone(), 0..object.size)?;
+        .map_err(|e| unavailable(format!("site {}: {e}", site.name())))?;
     let mut pending: Vec<u8> = Vec::new();
     let mut consumed = 0_usize;
     for stripe_index in 0..layout.stripe_count() {
@@ -157,7 +403,10 @@ async fn rebuild_shard(
                     consumed = 0;
                     pending.extend_from_slice(&piece);
                 }
-                Ok(None) => return Err(internal("the object ended early while repairing")),
+                Ok(None) => {
+                    writer.abort().await;
+                    return Err(internal("the object ended early while repairing"));
+                }
                 Err(e) => {
                     writer.abort().await;
                     return Err(e);
@@ -166,24 +415,30 @@ async fn rebuild_shard(
         }
         let data = &pending[consumed..consumed + data_len];
         consumed += data_len;
-        let chunk = encode_chunk(engine, shape, &stripe, data, index)?;
+        let chunk = match encode_chunk(engine, shape, &stripe, data, index) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        };
         let (result, _) = writer.write(chunk).await;
         if let Err(e) = result {
             writer.abort().await;
-            return Err(super::unavailable(format!("site {}: {e}", site.name())));
+            return Err(unavailable(format!("site {}: {e}", site.name())));
         }
     }
     let (result, _) = writer.write(footer).await;
     if let Err(e) = result {
         writer.abort().await;
-        return Err(super::unavailable(format!("site {}: {e}", site.name())));
+        return Err(unavailable(format!("site {}: {e}", site.name())));
     }
     writer
         .finish()
         .await
-        .map_err(|e| super::unavailable(format!("site {}: {e}", site.name())))
+        .map_err(|e| unavailable(format!("site {}: {e}", site.name())))?;
+    Ok(reader.damaged())
 }
-
 /// Chunk `index` of one stripe (with its checksum trailer) from the stripe's object bytes.
 fn encode_chunk(
     engine: &Engine,
@@ -217,4 +472,180 @@ fn encode_chunk(
     let checksum = tessera_ec::chunk_checksum(&out);
     out.extend_from_slice(&tessera_ec::checksum_trailer(checksum));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_meta::{ContentHeaders, ETag, ObjectPart, Policy};
+
+    fn durable(id: u8) -> Shard {
+        Shard {
+            site: u16::from(id % 3),
+            backend_id: [id; 16],
+            state: ShardState::Durable,
+        }
+    }
+
+    fn object(shards: Vec<Shard>, parts: Vec<Vec<Shard>>) -> Object {
+        Object {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: 7,
+            size: 0,
+            etag: ETag {
+                md5: [0; 16],
+                parts: 0,
+            },
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            checksums: Vec::new(),
+            mtime_ms: 0,
+            policy: Policy::Ec {
+                k: 2,
+                m: 1,
+                chunk_size: 1 << 20,
+            },
+            chunk_size: 1 << 20,
+            shards,
+            parts: parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, shards)| ObjectPart {
+                    number: i as u32 + 1,
+                    size: 5 << 20,
+                    etag: [0; 16],
+                    shards,
+                })
+                .collect(),
+        }
+    }
+
+    /// A single-PUT object's flattened indices are its plain shard indices (entries queued
+    /// before parts were repairable keep their meaning); past the last shard there is none.
+    #[test]
+    fn whole_object_indices_are_plain() {
+        let whole = object(vec![durable(1), durable(2), durable(3)], Vec::new());
+        for i in 0..3 {
+            assert_eq!(locate(&whole, i), Some(ShardRef::Whole(i)));
+            assert_eq!(flat_index(&whole, ShardRef::Whole(i)), i);
+        }
+        assert_eq!(locate(&whole, 3), None);
+    }
+
+    /// Parts of different widths (a hybrid upload: replica 3 for a small part, 2+1 and 4+2
+    /// for large ones) flatten in part order and every index maps back to its shard, in the
+    /// same order `flat_shards` (and so `queue_purge`) enumerates them.
+    #[test]
+    fn part_indices_round_trip() {
+        let parts = vec![
+            (10..13).map(durable).collect(),
+            (20..26).map(durable).collect(),
+            (30..33).map(durable).collect(),
+        ];
+        let multipart = object(Vec::new(), parts);
+        let mut expected = Vec::new();
+        for (part, p) in multipart.parts.iter().enumerate() {
+            for index in 0..p.shards.len() {
+                expected.push(ShardRef::Part { part, shard: index });
+            }
+        }
+        assert_eq!(expected.len(), 12);
+        for (flat, &target) in expected.iter().enumerate() {
+            assert_eq!(flat_index(&multipart, target), flat);
+            assert_eq!(locate(&multipart, flat), Some(target));
+        }
+        assert_eq!(locate(&multipart, 12), None);
+        assert_eq!(
+            locate(&multipart, 4),
+            Some(ShardRef::Part { part: 1, shard: 1 })
+        );
+        for (flat, s) in flat_shards(&multipart) {
+            assert_eq!(shard(&multipart, expected[flat]).backend_id, s.backend_id);
+        }
+    }
+
+    /// A queue entry finds its shard by index when the backend id agrees, by backend id when
+    /// the index was saturated or no longer matches, and not at all once the shard is gone.
+    #[test]
+    fn entries_find_their_shard() {
+        let parts = vec![
+            (10..13).map(durable).collect(),
+            (20..23).map(durable).collect(),
+        ];
+        let mut multipart = object(Vec::new(), parts);
+        let target = ShardRef::Part { part: 1, shard: 2 };
+        assert_eq!(find(&multipart, 5, &[22; 16]), Some(target));
+        assert_eq!(find(&multipart, u16::MAX, &[22; 16]), Some(target));
+        assert_eq!(find(&multipart, 0, &[22; 16]), Some(target));
+        assert_eq!(find(&multipart, 5, &[99; 16]), None);
+        shard_mut(&mut multipart, target).state = ShardState::Pending;
+        assert_eq!(multipart.parts[1].shards[2].state, ShardState::Pending);
+        assert_eq!(queued_index(65_535), u16::MAX);
+        assert_eq!(queued_index(70_000), u16::MAX);
+        assert_eq!(queued_index(12), 12);
+    }
+
+    /// A full batch moves the cursor past its last entry; a short (or empty) one means the
+    /// end of the queue, so the next step starts at its head.
+    #[test]
+    fn cursor_walks_the_queue_and_wraps() {
+        let entry = |id: u64| QueueEntry {
+            kind: QueueKind::Repair,
+            id,
+            site: 0,
+            backend_id: [0; 16],
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: 1,
+            shard_index: 0,
+            enqueued_ms: 0,
+            attempts: 0,
+        };
+        let full: Vec<QueueEntry> = (10..10 + REPAIR_BATCH_MAX as u64).map(entry).collect();
+        assert_eq!(next_after_id(&full), 9 + REPAIR_BATCH_MAX as u64);
+        assert_eq!(next_after_id(&full[..REPAIR_BATCH_MAX - 1]), 0);
+        assert_eq!(next_after_id(&[]), 0);
+    }
+
+    /// A sibling's footer is accepted only when it describes the same part of the same object
+    /// and is the shard it was read from.
+    #[test]
+    fn part_footers_are_checked() {
+        let mut unit = object(vec![durable(1), durable(2), durable(3)], Vec::new());
+        unit.size = 5 << 20;
+        unit.etag.md5 = [5; 16];
+        let shape = policy::stored_shape(&unit.policy, unit.chunk_size);
+        let good = Manifest {
+            shard: 1,
+            k: 2,
+            n: 3,
+            replica: false,
+            chunk_size: 1 << 20,
+            size: 5 << 20,
+            version_id: 99,
+            mtime_ms: 5,
+            md5: [5; 16],
+            etag_parts: 0,
+            part_number: 2,
+            checksum: None,
+            bucket: "b".into(),
+            key: "k".into(),
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            index: None,
+        };
+        assert!(is_part_footer(&good, &unit, &shape, 2, 1));
+        assert!(!is_part_footer(&good, &unit, &shape, 3, 1));
+        assert!(!is_part_footer(&good, &unit, &shape, 2, 0));
+        let mut other_key = good.clone();
+        other_key.key = "other".into();
+        assert!(!is_part_footer(&other_key, &unit, &shape, 2, 1));
+        let mut other_content = good.clone();
+        other_content.md5 = [6; 16];
+        assert!(!is_part_footer(&other_content, &unit, &shape, 2, 1));
+        let mut whole = good;
+        whole.part_number = 0;
+        assert!(!is_part_footer(&whole, &unit, &shape, 2, 1));
+    }
 }

@@ -44,7 +44,8 @@ use tessera_meta::{
 };
 
 use super::object::{
-    commit_owned, content_headers, etag_text, lookup, object_body, queue_purge, user_metadata,
+    commit_owned, content_headers, etag_text, lookup, object_body, queue_purge, queue_repair,
+    user_metadata,
 };
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{PutRequest, Stored};
@@ -412,6 +413,9 @@ pub async fn complete(
     };
     // The part index lets `tessera recover` rebuild this object from the sites alone.
     crate::recover::write_part_index(&ctx.engine, &object).await?;
+    // Kept to queue the repair of part shards that UploadPart wrote below full redundancy
+    // (recorded `Pending` in the part; nothing repairs them while the upload is open).
+    let repair_view = object.clone();
     let delete = Op::DeleteUpload {
         bucket: bucket_name.to_owned(),
         key: key.to_owned(),
@@ -442,6 +446,7 @@ pub async fn complete(
         .cloned()
         .collect();
     queue_purge(&ctx.meta, &parts_as_object(&removed.upload, unlisted)).await;
+    queue_repair(&ctx.meta, &repair_view).await;
     let etag_value = etag_text(&etag);
     let location = format!("/{bucket_name}/{key}");
     let result = CompleteMultipartUploadResult {

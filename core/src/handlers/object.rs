@@ -20,6 +20,7 @@ use tessera_meta::{
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{checksum_code, PutRequest};
 use crate::engine::read::ObjectReader;
+use crate::engine::repair;
 use crate::mesh::MetaClient;
 use crate::server::body::RequestBody;
 use crate::server::conn::BodyReader;
@@ -85,12 +86,11 @@ pub async fn queue_purge(meta: &MetaClient, old: &Object) {
     queue(meta, QueueKind::Purge, old, &shards).await;
 }
 
-/// Queues the shards of `object` that are not durable for the repair worker.
+/// Queues the shards of `object` that are not durable for the repair worker: its own, and
+/// those of its parts (a multipart object's parts may have been uploaded below full
+/// redundancy), named by flattened index (`engine::repair::flat_index`).
 pub async fn queue_repair(meta: &MetaClient, object: &Object) {
-    let pending: Vec<(usize, &Shard)> = object
-        .shards
-        .iter()
-        .enumerate()
+    let pending: Vec<(usize, &Shard)> = repair::flat_shards(object)
         .filter(|(_, s)| s.state == ShardState::Pending)
         .collect();
     queue(meta, QueueKind::Repair, object, &pending).await;
@@ -111,7 +111,7 @@ async fn queue(meta: &MetaClient, kind: QueueKind, object: &Object, shards: &[(u
                 bucket: object.bucket.clone(),
                 key: object.key.clone(),
                 version_id: object.version_id,
-                shard_index: index as u16,
+                shard_index: repair::queued_index(index),
                 enqueued_ms: crate::engine::now_ms(),
                 attempts: 0,
             })
@@ -193,31 +193,39 @@ pub fn http_algorithm(algorithm: ChecksumAlgorithm) -> HttpAlgorithm {
 }
 
 /// Marks shards that a read found missing or corrupt as pending in their object's record (so
-/// reads stop trying them) and queues them for repair. Best effort: a failure only delays the
-/// repair until the next read or scrub finds the damage again.
+/// reads stop trying them) and queues them for repair. Shards are named by flattened index
+/// (`engine::repair::flat_index`: a whole object's shard, or a part's). Best effort: a failure
+/// only delays the repair until a read finds the damage again.
 pub async fn report_damage(meta: &MetaClient, damaged: &[(String, String, u64, usize)]) {
     for (bucket, key, version_id, index) in damaged {
         let Ok(Some(mut object)) = lookup(meta, bucket, key).await else {
             continue;
         };
-        if object.version_id != *version_id
-            || object
-                .shards
-                .get(*index)
-                .is_none_or(|s| s.state != ShardState::Durable)
-        {
+        if object.version_id != *version_id {
             continue;
         }
-        object.shards[*index].state = ShardState::Pending;
+        let Some(target) = repair::locate(&object, *index) else {
+            continue;
+        };
+        if repair::shard(&object, target).state != ShardState::Durable {
+            continue;
+        }
+        repair::shard_mut(&mut object, target).state = ShardState::Pending;
         let view = object.clone();
         if commit_owned(meta, bucket, key, vec![Op::PutObject(object)])
             .await
             .is_ok()
         {
+            let what = match target {
+                repair::ShardRef::Whole(i) => format!("shard {i}"),
+                repair::ShardRef::Part { part, shard } => {
+                    format!("shard {shard} of part {}", view.parts[part].number)
+                }
+            };
             crate::runtime::log(format_args!(
-                "shard {index} of {bucket}/{key} is damaged: queued for repair"
+                "{what} of {bucket}/{key} is damaged: queued for repair"
             ));
-            let only: Vec<(usize, &Shard)> = vec![(*index, &view.shards[*index])];
+            let only: Vec<(usize, &Shard)> = vec![(*index, repair::shard(&view, target))];
             queue(meta, QueueKind::Repair, &view, &only).await;
         }
     }

@@ -169,9 +169,16 @@ impl<'r, 'c> RequestBody<'r, 'c> {
         Ok(out)
     }
 
+    /// Lets the caller compute the body's MD5 (see [`BodyVerifier::defer_md5`]); it then
+    /// passes the result to [`RequestBody::finish`]. True if the MD5 is now the caller's job.
+    pub fn defer_md5(&mut self) -> bool {
+        self.verifier.defer_md5()
+    }
+
     /// Checks the end of the body: every chunk and trailer signature, the decoded length, and
     /// every integrity header; returns the digests (MD5 for the ETag, the verified checksum).
-    pub async fn finish(mut self) -> Result<BodyDigest, S3Error> {
+    /// `deferred_md5` is the MD5 the caller computed after [`RequestBody::defer_md5`].
+    pub async fn finish(mut self, deferred_md5: Option<[u8; 16]>) -> Result<BodyDigest, S3Error> {
         if self.next().await?.is_some() {
             return Err(S3Error::new(
                 S3ErrorCode::InternalError,
@@ -184,7 +191,7 @@ impl<'r, 'c> RequestBody<'r, 'c> {
             .and_then(|d| d.trailer_checksum().copied());
         let digest = self
             .verifier
-            .finish(trailer.as_ref())
+            .finish_with_md5(trailer.as_ref(), deferred_md5)
             .map_err(|e| e.s3_error())?;
         if let Some(length) = self.length {
             if digest.length != length {

@@ -104,7 +104,7 @@ async fn handle_inner(
         BodyKind::Xml => {
             let mut body = RequestBody::new(reader, &verified.payload, &integrity, false)?;
             let bytes = body.read_to_vec(xml::XML_BODY_BYTES_MAX).await?;
-            body.finish().await?;
+            body.finish(None).await?;
             bytes
         }
         BodyKind::None | BodyKind::Stream => Vec::new(),

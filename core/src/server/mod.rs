@@ -193,6 +193,9 @@ fn build_engine(config: &crate::config::Config) -> Result<crate::engine::Engine,
         engine.object_size_max,
     );
     built.etag_mode = engine.etag;
+    if !engine.md5_lanes {
+        built.md5_lanes = None;
+    }
     Ok(built)
 }
 

@@ -1,0 +1,326 @@
+//! Multi-buffer MD5 for the uploads of one core: the ETag hashing of many concurrent uploads
+//! runs in SIMD lanes (16 streams per AVX-512 instruction, 8 per AVX2) instead of one stream at
+//! a time. MD5 is a serial chain within one stream, so this is the only way to make it cheaper
+//! per byte; it pays off from about 8 concurrent uploads per core.
+//!
+//! ```text
+//!  upload A: fill stripe i ─► encode, write ─► submit(data i) ─► reclaim(data i-1) ─► fill i+1
+//!  upload B:          fill ─► encode, write ─► submit ─┐            │ not hashed yet?
+//!  upload C:   ... submit ─────────────────────────────┴─► queue ◄──┘ hash every queued job
+//!                                                                      at once (update_many)
+//! ```
+//!
+//! Nobody waits for a batch to fill: an upload submits a stripe's data buffers and carries on
+//! with a second set of buffers; only when it needs the first set back (one stripe later) is the
+//! queue hashed — by then the other uploads of the core have queued their stripes too. The cost
+//! is one extra set of k data buffers per upload. Jobs own their buffers, so an upload dropped
+//! mid-way leaves nothing dangling. Single-threaded by design (one per core, `!Sync`).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use md5_many::{Md5Many, Md5State};
+
+/// One core's MD5 lanes.
+pub struct Md5Lanes {
+    kernel: Md5Many,
+    queue: RefCell<Vec<Rc<Job>>>,
+    /// Batches hashed and jobs they held (the mean batch size tells how full the lanes ran).
+    batches: Cell<u64>,
+    jobs: Cell<u64>,
+    /// Stream updates that ran in SIMD lanes (the rest ran one at a time).
+    in_lanes: Cell<u64>,
+    /// Input of the throwaway lanes that pad a group to the kernel's width.
+    zeros: RefCell<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Md5Lanes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Md5Lanes")
+            .field("lanes", &self.kernel.lanes())
+            .field("batches", &self.batches.get())
+            .field("jobs", &self.jobs.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stripe's data waiting to be hashed into one upload's MD5.
+struct Job {
+    state: Cell<Md5State>,
+    /// The data buffers and how many leading bytes of each belong to the object.
+    buffers: RefCell<Vec<Vec<u8>>>,
+    lengths: Vec<usize>,
+    done: Cell<bool>,
+}
+
+/// One upload's MD5 through the lanes: submit stripes in order, reclaim each submitted set of
+/// buffers before submitting the next, then [`Md5Stream::finish`].
+pub struct Md5Stream<'a> {
+    lanes: &'a Md5Lanes,
+    state: Md5State,
+    pending: Option<Rc<Job>>,
+}
+
+impl std::fmt::Debug for Md5Stream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Md5Stream")
+            .field("pending", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Md5Lanes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Md5Lanes {
+    /// Lanes using the best SIMD level of this CPU.
+    #[must_use]
+    pub fn new() -> Self {
+        Md5Lanes {
+            kernel: Md5Many::new(),
+            queue: RefCell::new(Vec::new()),
+            batches: Cell::new(0),
+            jobs: Cell::new(0),
+            in_lanes: Cell::new(0),
+            zeros: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Starts one upload's MD5.
+    #[must_use]
+    pub fn stream(&self) -> Md5Stream<'_> {
+        Md5Stream {
+            lanes: self,
+            state: Md5State::new(),
+            pending: None,
+        }
+    }
+
+    /// (batches, jobs, stream updates in SIMD lanes) so far.
+    #[must_use]
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (self.batches.get(), self.jobs.get(), self.in_lanes.get())
+    }
+
+    /// Hashes every queued job, all streams side by side.
+    fn run_batch(&self) {
+        let jobs: Vec<Rc<Job>> = std::mem::take(&mut *self.queue.borrow_mut());
+        if jobs.is_empty() {
+            return;
+        }
+        self.batches.set(self.batches.get() + 1);
+        self.jobs.set(self.jobs.get() + jobs.len() as u64);
+        let rounds = jobs.iter().map(|j| j.lengths.len()).max().unwrap_or(0);
+        let mut states: Vec<Md5State> = jobs.iter().map(|j| j.state.get()).collect();
+        let buffers: Vec<std::cell::Ref<'_, Vec<Vec<u8>>>> =
+            jobs.iter().map(|j| j.buffers.borrow()).collect();
+        for round in 0..rounds {
+            let mut members: Vec<(usize, &[u8])> = (0..jobs.len())
+                .filter(|&j| round < jobs[j].lengths.len())
+                .map(|j| (j, &buffers[j][round][..jobs[j].lengths[round]]))
+                .collect();
+            self.hash_round(&mut states, &mut members);
+        }
+        drop(buffers);
+        for (job, state) in jobs.iter().zip(states) {
+            job.state.set(state);
+            job.done.set(true);
+        }
+    }
+
+    /// Appends `input` to `states[job]` for every member. Members whose inputs have the same
+    /// whole-block length and whose streams sit on a block boundary go through the SIMD kernel
+    /// in groups of exactly 8 or 16 (the only widths it runs well at), padded with throwaway
+    /// lanes; the rest are hashed one at a time.
+    fn hash_round(&self, states: &mut [Md5State], members: &mut Vec<(usize, &[u8])>) {
+        members.sort_by_key(|&(j, input)| {
+            let lockstep =
+                !input.is_empty() && input.len() % 64 == 0 && states[j].bytes_hashed() % 64 == 0;
+            (!lockstep, input.len())
+        });
+        let mut rest = &members[..];
+        while !rest.is_empty() {
+            let (j, input) = rest[0];
+            let lockstep =
+                !input.is_empty() && input.len() % 64 == 0 && states[j].bytes_hashed() % 64 == 0;
+            let same = if lockstep {
+                rest.iter()
+                    .take_while(|(_, other)| other.len() == input.len())
+                    .count()
+            } else {
+                1
+            };
+            let take = same.min(LANES_WIDE);
+            let width = match take {
+                t if t >= LANES_PAD_WIDE => LANES_WIDE,
+                t if t >= LANES_PAD_NARROW => LANES_NARROW,
+                _ => 0,
+            };
+            if width == 0 {
+                let (j, input) = rest[0];
+                states[j].update(input);
+                rest = &rest[1..];
+                continue;
+            }
+            self.hash_lanes(states, &rest[..take], width);
+            rest = &rest[take..];
+        }
+    }
+
+    /// Runs `group` (equal whole-block inputs) through the SIMD kernel `width` lanes wide.
+    fn hash_lanes(&self, states: &mut [Md5State], group: &[(usize, &[u8])], width: usize) {
+        let len = group[0].1.len();
+        let mut zeros = self.zeros.borrow_mut();
+        if zeros.len() < len {
+            zeros.resize(len, 0);
+        }
+        let mut lane_states: Vec<Md5State> = group.iter().map(|&(j, _)| states[j]).collect();
+        let mut inputs: Vec<&[u8]> = group.iter().map(|&(_, input)| input).collect();
+        lane_states.resize(width, Md5State::new());
+        inputs.resize(width, &zeros[..len]);
+        self.kernel.update_many(&mut lane_states, &inputs);
+        self.in_lanes.set(self.in_lanes.get() + group.len() as u64);
+        for (&(j, _), state) in group.iter().zip(lane_states) {
+            states[j] = state;
+        }
+    }
+}
+
+/// The SIMD kernel's efficient widths, and the fewest real streams worth padding to each
+/// (measured here with AVX-512: 8 lanes 2.5 GB/s, 16 lanes 5.4 GB/s, one stream 0.8 GB/s; any
+/// other width falls to 0.2–0.9 GB/s).
+const LANES_WIDE: usize = 16;
+const LANES_NARROW: usize = 8;
+const LANES_PAD_WIDE: usize = 9;
+const LANES_PAD_NARROW: usize = 3;
+
+impl Md5Stream<'_> {
+    /// Queues the first `lengths[i]` bytes of `buffers[i]`, in order, for hashing, and returns
+    /// the buffers of the previous submission (hashing the queue first if needed), or `None`
+    /// on the first call: the caller then needs a second set of buffers.
+    pub fn submit(&mut self, buffers: Vec<Vec<u8>>, lengths: Vec<usize>) -> Option<Vec<Vec<u8>>> {
+        debug_assert_eq!(buffers.len(), lengths.len());
+        let previous = self.reclaim();
+        let job = Rc::new(Job {
+            state: Cell::new(self.state),
+            buffers: RefCell::new(buffers),
+            lengths,
+            done: Cell::new(false),
+        });
+        self.lanes.queue.borrow_mut().push(Rc::clone(&job));
+        self.pending = Some(job);
+        previous
+    }
+
+    /// The buffers of the pending submission once hashed (hashing the queue if needed).
+    fn reclaim(&mut self) -> Option<Vec<Vec<u8>>> {
+        let job = self.pending.take()?;
+        if !job.done.get() {
+            self.lanes.run_batch();
+        }
+        self.state = job.state.get();
+        let buffers = std::mem::take(&mut *job.buffers.borrow_mut());
+        Some(buffers)
+    }
+
+    /// The MD5 of everything submitted, and the last submission's buffers.
+    #[must_use]
+    pub fn finish(mut self) -> ([u8; 16], Option<Vec<Vec<u8>>>) {
+        let buffers = self.reclaim();
+        (self.state.finalize(), buffers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use md5::Digest as _;
+
+    fn pattern(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Many interleaved streams with uneven stripe and chunk sizes hash to the same digests as
+    /// the reference `md-5` crate, whatever the batch composition.
+    #[test]
+    fn interleaved_streams_match_the_reference() {
+        let lanes = Md5Lanes::new();
+        let objects: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                let odd_sizes = [0, 1, 63, 64, 65, 1000, 70_001, 300_000];
+                let len = if i % 2 == 0 {
+                    300_000 + i as usize
+                } else {
+                    odd_sizes[i as usize % 8]
+                };
+                pattern(i, len)
+            })
+            .collect();
+        let mut streams: Vec<(Md5Stream<'_>, usize)> =
+            objects.iter().map(|_| (lanes.stream(), 0)).collect();
+        let mut spare: Vec<Option<Vec<Vec<u8>>>> = objects.iter().map(|_| None).collect();
+        // Round-robin with a stride that varies per stream, so batches mix streams unevenly.
+        for round in 0..1000 {
+            for (s, object) in objects.iter().enumerate() {
+                if (round + s) % (1 + s % 3) != 0 {
+                    continue;
+                }
+                let (stream, offset) = &mut streams[s];
+                if *offset >= object.len() && round > 0 {
+                    continue;
+                }
+                let k = 1 + s % 4;
+                // Half the streams use whole-block chunks of one size (the SIMD path), the rest
+                // odd sizes (one at a time).
+                let chunk = if s % 2 == 0 {
+                    4096
+                } else {
+                    1 + (s * 7919 + round * 31) % 9000
+                };
+                let mut buffers = spare[s].take().unwrap_or_else(|| vec![Vec::new(); k]);
+                buffers.resize(k, Vec::new());
+                let mut lengths = Vec::new();
+                for buffer in &mut buffers {
+                    buffer.clear();
+                    let take = chunk.min(object.len() - *offset);
+                    buffer.extend_from_slice(&object[*offset..*offset + take]);
+                    // Padding past the object's bytes must not be hashed.
+                    buffer.resize(chunk + 5, 0xAA);
+                    lengths.push(take);
+                    *offset += take;
+                }
+                spare[s] = stream.submit(buffers, lengths);
+            }
+        }
+        let (batches, jobs, in_lanes) = lanes.counts();
+        assert!(
+            jobs > batches,
+            "batches held more than one job: {batches} / {jobs}"
+        );
+        assert!(in_lanes > 0, "some updates ran in SIMD lanes");
+        for ((stream, offset), object) in streams.into_iter().zip(&objects) {
+            assert_eq!(offset, object.len());
+            let (digest, _) = stream.finish();
+            assert_eq!(digest, <[u8; 16]>::from(md5::Md5::digest(object)));
+        }
+    }
+
+    #[test]
+    fn an_empty_stream_is_the_md5_of_nothing() {
+        let lanes = Md5Lanes::new();
+        let (digest, buffers) = lanes.stream().finish();
+        assert!(buffers.is_none());
+        assert_eq!(hex::encode(digest), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}
