@@ -11,6 +11,9 @@
 //!                                                    └─► BadDigest / XAmzContentSHA256Mismatch
 //! ```
 //!
+//! Multipart checksums (composite, and full-object CRCs combined from the parts without
+//! reading the data again) are in the `multipart` submodule, re-exported here.
+//!
 //! The CRCs use `crc-fast` (carry-less multiply kernels); SHA-1 and SHA-256 the `RustCrypto`
 //! crates; MD5 `md5-many`. A caller that hashes many bodies at once (multi-buffer MD5) can take
 //! over the MD5 with [`BodyVerifier::defer_md5`] and hand it back at the end. Nothing here reads the body itself: the server feeds it.
@@ -22,6 +25,10 @@ use sha2::Digest as _;
 use sha2::Sha256;
 
 use crate::sigv4::{AuthError, PayloadMode};
+
+mod multipart;
+
+pub use multipart::{composite_checksum, crc_combine, full_object_checksum, ChecksumType};
 
 /// The longest checksum digest, in bytes (SHA-256). Sizes the inline storage of a value.
 pub const CHECKSUM_BYTES_MAX: usize = 32;

@@ -320,7 +320,8 @@ fn multipart_documents() {
         next_part_number_marker: 3,
         max_parts: 2,
         is_truncated: true,
-        checksum_algorithm: None,
+        checksum_algorithm: Some("SHA256"),
+        checksum_type: Some("COMPOSITE"),
         parts: &parts,
     }
     .to_xml();
@@ -328,6 +329,7 @@ fn multipart_documents() {
         "<PartNumberMarker>1</PartNumberMarker><NextPartNumberMarker>3</NextPartNumberMarker><MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>",
         "<Part><PartNumber>2</PartNumber><LastModified>2010-11-02T00:38:02.000Z</LastModified><ETag>&quot;7778aef83f66abc1fa1e8477f296d394&quot;</ETag><Size>10485760</Size></Part>",
         "<ChecksumSHA256>c2hh</ChecksumSHA256></Part></ListPartsResult>",
+        "<ChecksumAlgorithm>SHA256</ChecksumAlgorithm><ChecksumType>COMPOSITE</ChecksumType><Part>",
         "<Initiator><ID>75aa57f0",
     ] {
         assert!(xml.contains(part), "missing {part} in {xml}");

@@ -12,6 +12,8 @@
 //!     open(): recover.rs  snapshot + log replay, torn tail truncated, damage refused
 //!     compaction: snapshot of the index + new log generation when the log passes a threshold
 //!   Storage trait (storage.rs): FileStorage on io_uring, MemStorage with crash images
+//!   upload_condition.rs: the check behind commit_if_upload (complete vs abort, atomically)
+//!   multipart_checksum.rs: composite / part checksums kept in v1 fields
 //! ```
 //!
 //! What it does not do: talk to sites, decide placement, or keep object versions other than the
@@ -21,11 +23,13 @@ mod error;
 pub mod frame;
 pub mod index;
 pub mod listing;
+pub mod multipart_checksum;
 pub mod record;
 pub mod recover;
 pub mod storage;
 pub mod store;
 pub mod testkit;
+pub mod upload_condition;
 pub mod upload_listing;
 
 pub use error::MetaError;
@@ -43,6 +47,7 @@ pub use store::{
     Commit, FileStorage, MetaRequest, MetaResponse, MetaStore, StoreConfig, StoreStats, SyncMode,
     APPENDS_PENDING_MAX, COMPACT_LOG_BYTES_DEFAULT,
 };
+pub use upload_condition::{UploadCondition, UploadMismatch};
 pub use upload_listing::{
     merge_upload_pages, upload_page, UploadEntry, UploadItem, UploadPage, UploadQuery,
 };

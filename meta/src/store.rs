@@ -30,6 +30,7 @@ use crate::record::{
 };
 use crate::recover::{encode_snapshot, load_snapshot, replay_log, RecoveryMode, RecoveryReport};
 use crate::storage::Storage;
+use crate::upload_condition::{UploadCondition, UploadMismatch};
 use crate::upload_listing::{upload_page, UploadPage, UploadQuery};
 use crate::MetaError;
 
@@ -148,6 +149,10 @@ struct State {
     /// The last background snapshot failure, if any (reported, not fatal).
     compaction_error: Option<MetaError>,
     queue_id_next: u64,
+    /// `(bucket, key, upload id)` → the last submitted lsn of an op on that upload, while it is
+    /// not durable: a conditional commit waits for it before checking (see
+    /// [`MetaStore::commit_if_upload`]). Entries leave as their frames become durable.
+    upload_lsns: HashMap<(String, String, String), u64>,
     stats: StoreStats,
 }
 
@@ -261,6 +266,7 @@ impl<S: Storage + 'static> MetaStore<S> {
             poison: None,
             compaction_error: None,
             queue_id_next,
+            upload_lsns: HashMap::new(),
             stats: StoreStats {
                 log_generation: generation,
                 log_bytes: tail,
@@ -302,6 +308,20 @@ impl<S: Storage + 'static> MetaStore<S> {
         let txn = Txn { ops };
         encode_frame(&mut st.pending, lsn, &txn)?;
         st.next_lsn += 1;
+        for op in &txn.ops {
+            let upload = match op {
+                Op::PutUpload(u) => (&u.bucket, &u.key, &u.upload_id),
+                Op::PutPart(p) => (&p.bucket, &p.key, &p.upload_id),
+                Op::DeleteUpload {
+                    bucket,
+                    key,
+                    upload_id,
+                } => (bucket, key, upload_id),
+                _ => continue,
+            };
+            let id = (upload.0.clone(), upload.1.clone(), upload.2.clone());
+            st.upload_lsns.insert(id, lsn);
+        }
         st.pending_txns.push(txn);
         st.stats.commits += 1;
         if !st.flushing {
@@ -313,6 +333,53 @@ impl<S: Storage + 'static> MetaStore<S> {
             lsn,
             registered: false,
         })
+    }
+
+    /// Commits `ops` only if `condition` holds on this core when the frame is encoded; the
+    /// answer is the lsn and the upload's state just before `ops` apply, or why the condition
+    /// failed (then nothing is written).
+    ///
+    /// Atomic against every other commit on the upload: it first waits until the last op
+    /// already submitted for the upload is durable (the index shows only durable frames), then
+    /// checks the index and encodes the frame in one step with no await in between. Of a
+    /// completion and an abort racing on one upload, exactly one commits; the other sees
+    /// `NoSuchUpload`.
+    pub async fn commit_if_upload(
+        &self,
+        condition: &UploadCondition,
+        ops: Vec<Op>,
+    ) -> Result<Result<(u64, UploadState), UploadMismatch>, MetaError> {
+        let id = (
+            condition.bucket.clone(),
+            condition.key.clone(),
+            condition.upload_id.clone(),
+        );
+        loop {
+            let wait = {
+                let st = self.state.borrow();
+                if let Some(e) = &st.poison {
+                    return Err(e.clone());
+                }
+                st.upload_lsns
+                    .get(&id)
+                    .copied()
+                    .filter(|&lsn| lsn > st.durable_lsn)
+            };
+            let Some(lsn) = wait else { break };
+            Commit {
+                state: self.state.clone(),
+                lsn,
+                registered: false,
+            }
+            .await?;
+        }
+        // From here to `submit` nothing awaits: no other commit can slip in between.
+        let state = match self.with_index(|i| condition.check(i).cloned()) {
+            Ok(state) => state,
+            Err(mismatch) => return Ok(Err(mismatch)),
+        };
+        let lsn = self.submit(ops)?.await?;
+        Ok(Ok((lsn, state)))
     }
 
     /// Stores a bucket record (the engine sends it to every core).
@@ -441,6 +508,13 @@ impl<S: Storage + 'static> MetaStore<S> {
     pub async fn handle(&self, request: MetaRequest) -> MetaResponse {
         let res = match request {
             MetaRequest::Commit(ops) => self.commit(ops).await.map(MetaResponse::Committed),
+            MetaRequest::CommitIfUpload { condition, ops } => self
+                .commit_if_upload(&condition, ops)
+                .await
+                .map(|answer| match answer {
+                    Ok((lsn, state)) => MetaResponse::UploadCommitted { lsn, state },
+                    Err(mismatch) => MetaResponse::UploadMismatch(mismatch),
+                }),
             MetaRequest::Object { bucket, key } => {
                 Ok(MetaResponse::Object(self.object(&bucket, &key)))
             }
@@ -474,6 +548,11 @@ impl<S: Storage + 'static> MetaStore<S> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaRequest {
     Commit(Vec<Op>),
+    /// Commits the ops only if the upload condition holds ([`MetaStore::commit_if_upload`]).
+    CommitIfUpload {
+        condition: UploadCondition,
+        ops: Vec<Op>,
+    },
     Object {
         bucket: String,
         key: String,
@@ -511,6 +590,13 @@ pub enum MetaRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaResponse {
     Committed(u64),
+    /// A conditional commit is durable; `state` is the upload as it was just before it.
+    UploadCommitted {
+        lsn: u64,
+        state: UploadState,
+    },
+    /// A conditional commit's condition did not hold; nothing was written.
+    UploadMismatch(UploadMismatch),
     Object(Option<Object>),
     Bucket(Option<Bucket>),
     Buckets(Vec<Bucket>),
@@ -631,6 +717,7 @@ async fn flush_loop<S: Storage + 'static>(store: MetaStore<S>) {
             }
             assert!(last_lsn > st.durable_lsn, "durable lsn only moves forward");
             st.durable_lsn = last_lsn;
+            st.upload_lsns.retain(|_, lsn| *lsn > last_lsn);
             buf.clear();
             st.spare = buf;
             wake_durable(&mut st);

@@ -7,17 +7,27 @@
 //!  UploadPart n ─► engine.put (shards of the part) ─► UploadPart record (latest wins; the
 //!                  replaced part's shards are purged)
 //!  CompleteMultipartUpload ─► check parts (InvalidPart / InvalidPartOrder / EntityTooSmall)
-//!                  ─► Object{parts} + delete Upload in one frame ─► purge unlisted parts
-//!  AbortMultipartUpload ─► delete Upload ─► purge every part
+//!                  and checksums (checksum.rs) ─► Object{parts} + delete Upload in one frame,
+//!                  IF the upload and the checked parts are unchanged ─► purge unlisted parts
+//!  AbortMultipartUpload ─► delete Upload IF in progress ─► purge the parts it had
 //!  ListMultipartUploads ─► every core's page (tessera_meta::upload_page) ─► merge
 //!  reaper (per core, background) ─► uploads older than engine.upload_age_max_s ─► abort
 //! ```
 //!
+//! Every commit on an upload is conditional on the owning core (`MetaRequest::CommitIfUpload`):
+//! of a completion and an abort (or two completions, or a part and an abort) exactly one
+//! commits, the other gets `NoSuchUpload`, and the parts purged are exactly those of the
+//! upload as the winning commit removed it. An object never lists purged parts.
+//!
 //! Upload ids start with the initiation time (hex milliseconds, then random bytes), so the
 //! (key, upload id) order of listings is also S3's (key, initiation) order.
 
+mod checksum;
+
+pub use checksum::read_headers as checksum_read_headers;
+
 use md5::{Digest as _, Md5};
-use tessera_http::checksum::IntegrityHeaders;
+use tessera_http::checksum::{ChecksumAlgorithm as HttpAlgorithm, IntegrityHeaders};
 use tessera_http::codec::RequestHead;
 use tessera_http::s3::router::ListPartsParams;
 use tessera_http::s3::router::ListUploadsParams;
@@ -28,8 +38,9 @@ use tessera_http::xml::{
 };
 use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{
-    merge_upload_pages, partition_of, ETag, MetaRequest, MetaResponse, Object, ObjectPart, Op,
-    Upload, UploadItem, UploadPart, UploadQuery, UploadState,
+    merge_upload_pages, multipart_checksum, partition_of, ETag, MetaRequest, MetaResponse, Object,
+    ObjectPart, Op, Upload, UploadCondition, UploadItem, UploadMismatch, UploadPart, UploadQuery,
+    UploadState,
 };
 
 use super::object::{
@@ -55,10 +66,6 @@ pub const REAP_BATCH_MAX: usize = 64;
 
 /// Longest pause between reaper steps; shorter when the configured age is short.
 pub const REAP_INTERVAL_MAX: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// How long the reaper waits between aborting uploads and purging their parts (see
-/// [`reap_step`]).
-pub const REAP_PURGE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 const _: () = assert!(PART_SIZE_MIN < PART_SIZE_MAX);
 
@@ -90,6 +97,23 @@ pub async fn upload_state(
     }
 }
 
+/// Commits `ops` on the owning core only if `condition` holds there (see
+/// `MetaStore::commit_if_upload`); answers the upload as it was just before, or the reason
+/// the condition failed.
+async fn commit_if_upload(
+    ctx: &CoreCtx,
+    condition: UploadCondition,
+    ops: Vec<Op>,
+) -> Result<Result<UploadState, UploadMismatch>, S3Error> {
+    let owner = partition_of(&condition.bucket, &condition.key, ctx.meta.cores());
+    let request = MetaRequest::CommitIfUpload { condition, ops };
+    match answer(ctx.meta.call(owner, request).await)? {
+        MetaResponse::UploadCommitted { state, .. } => Ok(Ok(state)),
+        MetaResponse::UploadMismatch(mismatch) => Ok(Err(mismatch)),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// `POST /bucket/key?uploads`.
 pub async fn create(
     ctx: &CoreCtx,
@@ -99,17 +123,20 @@ pub async fn create(
     key: &str,
 ) -> Result<Response, S3Error> {
     let record = bucket::require(ctx, bucket_name)?;
-    let integrity =
-        IntegrityHeaders::parse(&head.headers().collect::<Vec<_>>()).map_err(|e| e.s3_error())?;
+    let requested = checksum::requested(head)?;
     let upload_id = new_upload_id(crate::engine::now_ms(), &crate::engine::random_id()?);
+    let mut pairs = user_metadata(head)?;
+    if let Some(requested) = requested {
+        multipart_checksum::set_upload_checksum_type(&mut pairs, requested.kind.name());
+    }
     let upload = Upload {
         bucket: bucket_name.to_owned(),
         key: key.to_owned(),
         upload_id: upload_id.clone(),
         initiated_ms: crate::engine::now_ms(),
         headers: content_headers(head),
-        user_metadata: user_metadata(head)?,
-        checksum_algorithm: integrity.sdk_algorithm.map(super::object::meta_algorithm),
+        user_metadata: pairs,
+        checksum_algorithm: requested.map(|r| super::object::meta_algorithm(r.algorithm)),
         policy: record.policy,
         owner: verified.access_key.clone(),
     };
@@ -119,7 +146,13 @@ pub async fn create(
         key,
         upload_id: &upload_id,
     };
-    Ok(Response::xml(200, result.to_xml()))
+    let mut response = Response::xml(200, result.to_xml());
+    if let Some(requested) = requested {
+        response = response
+            .with_header("x-amz-checksum-algorithm", requested.algorithm.name())
+            .with_header("x-amz-checksum-type", requested.kind.name());
+    }
+    Ok(response)
 }
 
 /// A 32-hex-digit upload id that sorts by initiation time: 12 digits of milliseconds since
@@ -147,6 +180,13 @@ pub async fn upload_part(
 ) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
     let state = upload_state(ctx, bucket_name, key, upload_id).await?;
+    checksum::check_part(
+        &state.upload,
+        integrity
+            .checksum
+            .map(|c| c.algorithm())
+            .or(integrity.trailer),
+    )?;
     let (body, size, checksum_algorithm) = object_body(ctx, reader, verified, integrity)?;
     let request = PutRequest {
         bucket: bucket_name,
@@ -173,9 +213,10 @@ pub async fn upload_part(
     Ok(response)
 }
 
-/// Records a part whose shards are `stored` (UploadPart and UploadPartCopy): checks that the
-/// upload is still in progress (it may have been completed or aborted while the part
-/// streamed), commits the part, and purges the part it replaced.
+/// Records a part whose shards are `stored` (UploadPart and UploadPartCopy): commits the part
+/// if the upload is still in progress (it may have been completed or aborted while the part
+/// streamed; then the new shards are purged and the answer is `NoSuchUpload`), and purges the
+/// part it replaced.
 pub async fn record_part(
     ctx: &CoreCtx,
     bucket_name: &str,
@@ -201,13 +242,33 @@ pub async fn record_part(
         chunk_size: stored.chunk_size,
         shards: stored.shards,
     };
-    let state = upload_state(ctx, bucket_name, key, upload_id).await?;
-    let replaced = state.parts.get(&u32::from(part_number)).cloned();
-    commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutPart(part.clone())]).await?;
-    if let Some(replaced) = replaced {
-        queue_purge(&ctx.meta, &parts_as_object(&state.upload, vec![replaced])).await;
+    let condition = UploadCondition::exists(bucket_name, key, upload_id);
+    if let Ok(state) = commit_if_upload(ctx, condition, vec![Op::PutPart(part.clone())]).await? {
+        if let Some(replaced) = state.parts.get(&u32::from(part_number)).cloned() {
+            queue_purge(&ctx.meta, &parts_as_object(&state.upload, vec![replaced])).await;
+        }
+        Ok(part)
+    } else {
+        queue_purge(&ctx.meta, &parts_as_object_unowned(part)).await;
+        Err(no_such_upload())
     }
-    Ok(part)
+}
+
+/// An object record holding one part of an upload that no longer exists, to purge it.
+fn parts_as_object_unowned(part: UploadPart) -> Object {
+    let policy = tessera_meta::Policy::Replica { n: 1 };
+    let upload = Upload {
+        bucket: part.bucket.clone(),
+        key: part.key.clone(),
+        upload_id: part.upload_id.clone(),
+        initiated_ms: 0,
+        headers: tessera_meta::ContentHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum_algorithm: None,
+        policy,
+        owner: String::new(),
+    };
+    parts_as_object(&upload, vec![part])
 }
 
 /// An object record holding `parts`, used to queue their shards for purging.
@@ -254,6 +315,7 @@ pub async fn complete(
     let state = upload_state(ctx, bucket_name, key, upload_id).await?;
     let last = request.parts.len() - 1;
     let mut parts = Vec::with_capacity(request.parts.len());
+    let mut listed = Vec::with_capacity(request.parts.len());
     let mut md5s = Md5::new();
     let mut size = 0_u64;
     for wanted in &request.parts {
@@ -279,6 +341,7 @@ pub async fn complete(
         }
         md5s.update(part.etag);
         size += part.size;
+        listed.push((wanted, part));
         parts.push(ObjectPart {
             number: part.number,
             size: part.size,
@@ -293,6 +356,23 @@ pub async fn complete(
             "Your proposed upload is smaller than the minimum allowed size",
         ));
     }
+    let claimed = head.headers().find_map(|(name, value)| {
+        HttpAlgorithm::from_header_name(name).map(|algorithm| (algorithm, value))
+    });
+    let object_checksum = checksum::complete(
+        &state.upload,
+        &listed,
+        claimed,
+        head.header("x-amz-checksum-type"),
+    )?;
+    let condition = UploadCondition {
+        parts: listed
+            .iter()
+            .map(|(_, part)| UploadCondition::part_identity(part))
+            .collect(),
+        ..UploadCondition::exists(bucket_name, key, upload_id)
+    };
+    drop(listed);
     let previous = lookup(&ctx.meta, bucket_name, key).await?;
     if head
         .header("if-none-match")
@@ -308,13 +388,6 @@ pub async fn complete(
         md5: md5s.finalize().into(),
         parts: parts.len() as u16,
     };
-    let listed: std::collections::HashSet<u32> = parts.iter().map(|p| p.number).collect();
-    let unlisted: Vec<UploadPart> = state
-        .parts
-        .values()
-        .filter(|p| !listed.contains(&p.number))
-        .cloned()
-        .collect();
     let version_id = u64::from_le_bytes(
         crate::engine::random_id()?[..8]
             .try_into()
@@ -327,8 +400,11 @@ pub async fn complete(
         size,
         etag,
         headers: state.upload.headers.clone(),
-        user_metadata: state.upload.user_metadata.clone(),
-        checksums: Vec::new(),
+        user_metadata: multipart_checksum::client_metadata(&state.upload.user_metadata),
+        checksums: object_checksum
+            .as_ref()
+            .map(checksum::ObjectChecksum::records)
+            .unwrap_or_default(),
         mtime_ms: crate::engine::now_ms(),
         policy: state.upload.policy,
         chunk_size: 0,
@@ -345,17 +421,31 @@ pub async fn complete(
         key: key.to_owned(),
         upload_id: upload_id.to_owned(),
     };
-    commit_owned(
-        &ctx.meta,
-        bucket_name,
-        key,
-        vec![Op::PutObject(object), delete],
-    )
-    .await?;
+    let listed: std::collections::HashSet<u32> = object.parts.iter().map(|p| p.number).collect();
+    // Committed only if the upload is still in progress with the very parts checked above: an
+    // abort, another completion or a re-uploaded part in between makes this one fail instead.
+    let removed = match commit_if_upload(ctx, condition, vec![Op::PutObject(object), delete])
+        .await?
+    {
+        Ok(removed) => removed,
+        Err(UploadMismatch::NoSuchUpload) => return Err(no_such_upload()),
+        Err(UploadMismatch::PartChanged(number)) => {
+            return Err(S3Error::new(
+                S3ErrorCode::InvalidPart,
+                format!("Part {number} was uploaded again while the upload was being completed."),
+            ))
+        }
+    };
     if let Some(previous) = previous {
         queue_purge(&ctx.meta, &previous).await;
     }
-    queue_purge(&ctx.meta, &parts_as_object(&state.upload, unlisted)).await;
+    let unlisted: Vec<UploadPart> = removed
+        .parts
+        .values()
+        .filter(|p| !listed.contains(&p.number))
+        .cloned()
+        .collect();
+    queue_purge(&ctx.meta, &parts_as_object(&removed.upload, unlisted)).await;
     queue_repair(&ctx.meta, &repair_view).await;
     let etag_value = etag_text(&etag);
     let location = format!("/{bucket_name}/{key}");
@@ -364,8 +454,12 @@ pub async fn complete(
         bucket: bucket_name,
         key,
         etag: etag_value.trim_matches('"'),
-        checksums: &Checksums::default(),
-        checksum_type: None,
+        checksums: &object_checksum
+            .as_ref()
+            .map_or_else(Checksums::default, |c| {
+                checksum::xml_checksums(c.value.algorithm(), c.text())
+            }),
+        checksum_type: object_checksum.as_ref().map(|c| c.kind.name()),
     };
     Ok(Response::xml(200, result.to_xml()))
 }
@@ -378,36 +472,20 @@ pub async fn abort(
     upload_id: &str,
 ) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
-    let state = upload_state(ctx, bucket_name, key, upload_id).await?;
     let delete = Op::DeleteUpload {
         bucket: bucket_name.to_owned(),
         key: key.to_owned(),
         upload_id: upload_id.to_owned(),
     };
-    commit_owned(&ctx.meta, bucket_name, key, vec![delete]).await?;
-    // A completion may have committed between our read and our abort: its object then owns
-    // the parts it listed (both frames are on the owning core's log, so it is visible now).
-    let current = lookup(&ctx.meta, bucket_name, key).await?;
-    let parts = unowned_parts(current.as_ref(), state.parts.into_values());
-    queue_purge(&ctx.meta, &parts_as_object(&state.upload, parts)).await;
+    let condition = UploadCondition::exists(bucket_name, key, upload_id);
+    // The parts the upload had when the abort removed it: no completion can list them any
+    // more (it would need the upload), so all of them go.
+    let removed = commit_if_upload(ctx, condition, vec![delete])
+        .await?
+        .map_err(|_| no_such_upload())?;
+    let parts: Vec<UploadPart> = removed.parts.into_values().collect();
+    queue_purge(&ctx.meta, &parts_as_object(&removed.upload, parts)).await;
     Ok(Response::empty(204))
-}
-
-/// The parts among `parts` whose shards `current` (the key's object now) does not use: what
-/// an abort may purge without taking data from an object completed concurrently.
-fn unowned_parts(
-    current: Option<&Object>,
-    parts: impl IntoIterator<Item = UploadPart>,
-) -> Vec<UploadPart> {
-    let owned: std::collections::HashSet<tessera_meta::BackendId> = current
-        .iter()
-        .flat_map(|o| o.parts.iter().flat_map(|p| p.shards.iter()))
-        .map(|s| s.backend_id)
-        .collect();
-    parts
-        .into_iter()
-        .filter(|p| !p.shards.iter().any(|s| owned.contains(&s.backend_id)))
-        .collect()
 }
 
 /// `GET /bucket/key?uploadId=U`.
@@ -436,9 +514,12 @@ pub async fn list_parts(
             last_modified: Timestamp::from_unix_ms(i64::try_from(p.mtime_ms).unwrap_or(i64::MAX)),
             etag: hex::encode(p.etag),
             size: p.size,
-            checksums: Checksums::default(),
+            checksums: checksum::part_value(p).map_or_else(Checksums::default, |v| {
+                checksum::xml_checksums(v.algorithm(), v.to_base64())
+            }),
         })
         .collect();
+    let declared = checksum::of_upload(&state.upload);
     let owner = bucket::owner(&state.upload.owner);
     let result = ListPartsResult {
         bucket: bucket_name,
@@ -449,7 +530,8 @@ pub async fn list_parts(
         next_part_number_marker: parts.last().map_or(0, |p| p.part_number),
         max_parts: params.max_parts,
         is_truncated,
-        checksum_algorithm: None,
+        checksum_algorithm: declared.map(|d| d.algorithm.name()),
+        checksum_type: declared.map(|d| d.kind.name()),
         parts: &parts,
     };
     Ok(Response::xml(200, result.to_xml()))
@@ -553,12 +635,9 @@ pub async fn run_reaper(meta: MetaClient, age_s: u64) {
 }
 
 /// One reaper step over this core's partition: aborts up to [`REAP_BATCH_MAX`] uploads
-/// initiated at or before `now_ms - age_ms`, then, after [`REAP_PURGE_GRACE`], purges the parts
-/// no object took; returns how many uploads it aborted.
-///
-/// The grace covers a completion that read the upload just before the abort and commits just
-/// after it (its object would list parts the abort had purged): such a request finishes in
-/// well under the grace, and its object is seen by the check that follows.
+/// initiated at or before `now_ms - age_ms` and purges their parts; returns how many uploads
+/// it aborted. Each abort is conditional like a client's: a completion that commits first
+/// wins, and one that comes later fails with `NoSuchUpload`, so no object lists a purged part.
 pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
     let Some(cutoff) = now_ms.checked_sub(age_ms) else {
         return 0;
@@ -572,7 +651,7 @@ pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
             .cloned()
             .collect()
     });
-    let mut aborted = Vec::with_capacity(expired.len());
+    let mut aborted = 0;
     for state in expired {
         let upload = &state.upload;
         let delete = Op::DeleteUpload {
@@ -580,23 +659,20 @@ pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
             key: upload.key.clone(),
             upload_id: upload.upload_id.clone(),
         };
-        match meta.local.commit(vec![delete]).await {
-            Ok(_) => aborted.push(state),
+        let condition = UploadCondition::exists(&upload.bucket, &upload.key, &upload.upload_id);
+        // Uploads live on the core that owns their key: this core.
+        match meta.local.commit_if_upload(&condition, vec![delete]).await {
+            Ok(Ok((_, removed))) => {
+                aborted += 1;
+                let parts: Vec<UploadPart> = removed.parts.into_values().collect();
+                queue_purge(meta, &parts_as_object(&removed.upload, parts)).await;
+            }
+            // Completed or aborted meanwhile: nothing to reap.
+            Ok(Err(_)) => {}
             Err(e) => crate::runtime::log(format_args!("reaper: {e}")),
         }
     }
-    if aborted.is_empty() {
-        return 0;
-    }
-    monoio::time::sleep(REAP_PURGE_GRACE).await;
-    for state in &aborted {
-        let upload = &state.upload;
-        // Uploads live on the core that owns their key, so the object is local too.
-        let current = meta.local.object(&upload.bucket, &upload.key);
-        let parts = unowned_parts(current.as_ref(), state.parts.values().cloned());
-        queue_purge(meta, &parts_as_object(upload, parts)).await;
-    }
-    aborted.len()
+    aborted
 }
 
 #[cfg(test)]
@@ -611,46 +687,6 @@ mod tests {
         assert_eq!(early.len(), 32);
         assert!(early.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(early < late);
-    }
-
-    fn part(number: u32, id: u8) -> UploadPart {
-        UploadPart {
-            bucket: "b".to_owned(),
-            key: "k".to_owned(),
-            upload_id: "u".to_owned(),
-            number,
-            size: 1,
-            etag: [0; 16],
-            checksum: None,
-            mtime_ms: 0,
-            chunk_size: 1,
-            shards: vec![tessera_meta::Shard {
-                site: 0,
-                backend_id: [id; 16],
-                state: tessera_meta::ShardState::Durable,
-            }],
-        }
-    }
-
-    /// Parts that a concurrently completed object lists are kept from the purge; the others,
-    /// and all of them when no object exists, are purged.
-    #[test]
-    fn parts_owned_by_a_completed_object_are_not_purged() {
-        let upload = Upload {
-            bucket: "b".to_owned(),
-            key: "k".to_owned(),
-            upload_id: "u".to_owned(),
-            initiated_ms: 0,
-            headers: tessera_meta::ContentHeaders::default(),
-            user_metadata: Vec::new(),
-            checksum_algorithm: None,
-            policy: tessera_meta::Policy::Replica { n: 1 },
-            owner: "o".to_owned(),
-        };
-        let completed = parts_as_object(&upload, vec![part(1, 7)]);
-        let kept = unowned_parts(Some(&completed), [part(1, 7), part(2, 8)]);
-        assert_eq!(kept.iter().map(|p| p.number).collect::<Vec<_>>(), [2]);
-        assert_eq!(unowned_parts(None, [part(1, 7), part(2, 8)]).len(), 2);
     }
 
     /// The reaper pause is a quarter of the age, clamped to 1 s ..= 60 s.

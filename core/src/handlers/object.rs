@@ -7,7 +7,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use tessera_ec::ByteRange;
-use tessera_http::checksum::{ChecksumAlgorithm as HttpAlgorithm, ChecksumValue, IntegrityHeaders};
+use tessera_http::checksum::{ChecksumAlgorithm as HttpAlgorithm, IntegrityHeaders};
 use tessera_http::codec::RequestHead;
 use tessera_http::s3::router::ObjectReadParams;
 use tessera_http::sigv4::Verified;
@@ -517,20 +517,20 @@ fn describe(
             .head
             .header(format!("x-amz-meta-{}", pair.name), pair.value.clone());
     }
-    // A stored checksum covers the whole object: S3 returns it only for whole-object reads.
-    let whole = response.head.status == 200;
+    // A stored checksum covers the whole object (or, with `partNumber`, one part of a
+    // multipart object): S3 returns none for other ranges.
+    let part = params
+        .part_number
+        .filter(|_| !object.parts.is_empty())
+        .map(u32::from);
+    let whole = response.head.status == 200 || part.is_some();
     if whole
         && head
             .header("x-amz-checksum-mode")
             .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
     {
-        for checksum in &object.checksums {
-            let algorithm = http_algorithm(checksum.algorithm);
-            if let Some(value) = ChecksumValue::from_bytes(algorithm, &checksum.value) {
-                response
-                    .head
-                    .header(algorithm.header_name(), value.to_base64());
-            }
+        for (name, value) in super::multipart::checksum_read_headers(object, part) {
+            response.head.header(name, value);
         }
     }
     response

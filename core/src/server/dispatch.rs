@@ -4,7 +4,7 @@
 //! Authentication comes first: an unsigned or badly signed request learns nothing about which
 //! buckets or keys exist.
 
-use tessera_http::checksum::IntegrityHeaders;
+use tessera_http::checksum::{ChecksumAlgorithm, IntegrityHeaders};
 use tessera_http::codec::RequestHead;
 use tessera_http::s3::router::{self, BodyKind, Endpoint};
 use tessera_http::sigv4::{self, AuthInput, Verified};
@@ -84,7 +84,19 @@ async fn handle_inner(
         (!domain.is_empty()).then_some(domain),
         headers.as_slice(),
     )?;
-    let integrity = IntegrityHeaders::parse(&headers).map_err(|e| e.s3_error())?;
+    // CompleteMultipartUpload's `x-amz-checksum-<alg>` is the checksum of the whole object
+    // (checked by the handler), not of its XML body.
+    let integrity = if matches!(endpoint, Endpoint::CompleteMultipartUpload { .. }) {
+        let body_headers: Vec<(&str, &str)> = headers
+            .iter()
+            .copied()
+            .filter(|(name, _)| ChecksumAlgorithm::from_header_name(name).is_none())
+            .collect();
+        IntegrityHeaders::parse(&body_headers)
+    } else {
+        IntegrityHeaders::parse(&headers)
+    }
+    .map_err(|e| e.s3_error())?;
 
     // Small XML bodies are read and verified before the handler runs; streamed bodies are
     // handed to it.

@@ -639,6 +639,7 @@ mod tests {
                     max_parts: 1,
                     is_truncated: false,
                     checksum_algorithm: Some(nasty),
+                    checksum_type: Some(nasty),
                     parts: &parts,
                 }
                 .to_xml(),

@@ -503,6 +503,8 @@ pub struct ListPartsResult<'a> {
     pub is_truncated: bool,
     /// The checksum algorithm of the upload, if any.
     pub checksum_algorithm: Option<&'a str>,
+    /// `COMPOSITE` or `FULL_OBJECT`, with a checksum algorithm.
+    pub checksum_type: Option<&'a str>,
     /// Parts in ascending part-number order.
     pub parts: &'a [PartInfo],
 }
@@ -522,6 +524,7 @@ impl XmlBody for ListPartsResult<'_> {
         w.number("MaxParts", self.max_parts);
         w.boolean("IsTruncated", self.is_truncated);
         w.opt_text("ChecksumAlgorithm", self.checksum_algorithm);
+        w.opt_text("ChecksumType", self.checksum_type);
         for part in self.parts {
             w.open("Part");
             w.number("PartNumber", part.part_number);

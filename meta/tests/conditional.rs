@@ -1,0 +1,208 @@
+//! Conditional upload commits (`MetaStore::commit_if_upload`): a completion and an abort of the
+//! same upload, started together in every order and interleaving, never both commit; a
+//! completion never publishes parts that were re-uploaded after it checked them; and what the
+//! log replays after a reopen is what the live store answered.
+
+mod common;
+
+use common::run;
+use tessera_meta::{
+    testkit, ContentHeaders, ETag, MemStorage, MetaStore, Object, ObjectPart, Op, Policy, Shard,
+    ShardState, StoreConfig, Upload, UploadCondition, UploadMismatch, UploadPart,
+};
+
+fn upload(id: &str) -> Upload {
+    Upload {
+        bucket: "b".to_owned(),
+        key: "k".to_owned(),
+        upload_id: id.to_owned(),
+        initiated_ms: 1,
+        headers: ContentHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum_algorithm: None,
+        policy: Policy::Replica { n: 1 },
+        owner: "o".to_owned(),
+    }
+}
+
+fn part(upload_id: &str, number: u32, id: u8) -> UploadPart {
+    UploadPart {
+        bucket: "b".to_owned(),
+        key: "k".to_owned(),
+        upload_id: upload_id.to_owned(),
+        number,
+        size: 5,
+        etag: [id; 16],
+        checksum: None,
+        mtime_ms: 1,
+        chunk_size: 5,
+        shards: vec![Shard {
+            site: 0,
+            backend_id: [id; 16],
+            state: ShardState::Durable,
+        }],
+    }
+}
+
+fn object_of(parts: &[UploadPart], version_id: u64) -> Object {
+    Object {
+        bucket: "b".to_owned(),
+        key: "k".to_owned(),
+        version_id,
+        size: parts.iter().map(|p| p.size).sum(),
+        etag: ETag {
+            md5: [1; 16],
+            parts: parts.len() as u16,
+        },
+        headers: ContentHeaders::default(),
+        user_metadata: Vec::new(),
+        checksums: Vec::new(),
+        mtime_ms: 1,
+        policy: Policy::Replica { n: 1 },
+        chunk_size: 0,
+        shards: Vec::new(),
+        parts: parts
+            .iter()
+            .map(|p| ObjectPart {
+                number: p.number,
+                size: p.size,
+                etag: p.etag,
+                shards: p.shards.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn delete_upload(id: &str) -> Op {
+    Op::DeleteUpload {
+        bucket: "b".to_owned(),
+        key: "k".to_owned(),
+        upload_id: id.to_owned(),
+    }
+}
+
+/// 200 rounds, each with a fresh upload of two parts: a completion and an abort are spawned in
+/// a round-dependent order, sometimes behind a pending re-upload of part 2 or with extra
+/// yields, so they reach the store in every interleaving, including both inside one group
+/// commit. Exactly one of them commits each round; the completion that wins lists exactly the
+/// parts the store had; after a reopen the replayed log agrees with every answer.
+#[test]
+fn completion_and_abort_never_both_commit() {
+    run(async {
+        let storage = MemStorage::new();
+        let (store, _) = MetaStore::open(storage.clone(), StoreConfig::default())
+            .await
+            .unwrap();
+        store.put_bucket(testkit::bucket("b")).await.unwrap();
+        let mut completed_versions = Vec::new();
+        for round in 0..200_u64 {
+            let id = format!("u{round}");
+            let parts = [part(&id, 1, 1), part(&id, 2, 2)];
+            store.put_upload(upload(&id)).await.unwrap();
+            for p in &parts {
+                store.put_part(p.clone()).await.unwrap();
+            }
+            let reupload = round % 5 == 0;
+            let reupload_task = reupload.then(|| {
+                let store = store.clone();
+                let newer = part(&id, 2, 3);
+                monoio::spawn(async move { store.put_part(newer).await.unwrap() })
+            });
+            let complete = {
+                let store = store.clone();
+                let condition = UploadCondition {
+                    parts: parts.iter().map(UploadCondition::part_identity).collect(),
+                    ..UploadCondition::exists("b", "k", &id)
+                };
+                let ops = vec![
+                    Op::PutObject(object_of(&parts, round + 1)),
+                    delete_upload(&id),
+                ];
+                let yields = round % 3;
+                monoio::spawn(async move {
+                    for _ in 0..yields {
+                        common::yield_once().await;
+                    }
+                    store.commit_if_upload(&condition, ops).await.unwrap()
+                })
+            };
+            let abort = {
+                let store = store.clone();
+                let condition = UploadCondition::exists("b", "k", &id);
+                let yields = (round / 3) % 3;
+                let ops = vec![delete_upload(&id)];
+                monoio::spawn(async move {
+                    for _ in 0..yields {
+                        common::yield_once().await;
+                    }
+                    store.commit_if_upload(&condition, ops).await.unwrap()
+                })
+            };
+            if let Some(task) = reupload_task {
+                task.await;
+            }
+            let completed = complete.await;
+            let aborted = abort.await;
+            match (&completed, &aborted) {
+                (Ok((_, state)), Err(UploadMismatch::NoSuchUpload)) => {
+                    assert_eq!(state.parts.len(), 2);
+                    let object = store.object("b", "k").expect("completed object");
+                    assert_eq!(object.version_id, round + 1);
+                    completed_versions.push(round + 1);
+                }
+                (Err(_), Ok((_, state))) => {
+                    // The abort answers with exactly the parts it removed (to purge).
+                    assert_eq!(state.upload.upload_id, id);
+                    assert_eq!(state.parts.len(), 2);
+                }
+                other => panic!("round {round}: both or neither committed: {other:?}"),
+            }
+            if let Err(mismatch) = &completed {
+                // Lost to the abort, or (behind a re-upload) found part 2 changed.
+                assert!(
+                    *mismatch == UploadMismatch::NoSuchUpload
+                        || (reupload && *mismatch == UploadMismatch::PartChanged(2)),
+                    "round {round}: {mismatch:?}"
+                );
+            }
+            assert!(
+                !(reupload && completed.is_ok()),
+                "round {round}: a completion published a part that was re-uploaded"
+            );
+            assert!(store.upload("b", "k", &id).is_none());
+        }
+        assert!(!completed_versions.is_empty(), "some completion won");
+        let last = store.object("b", "k").map(|o| o.version_id);
+        drop(store);
+        let (reopened, _) = MetaStore::open(storage, StoreConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(reopened.object("b", "k").map(|o| o.version_id), last);
+        assert_eq!(last, completed_versions.last().copied());
+        for round in 0..200 {
+            assert!(reopened.upload("b", "k", &format!("u{round}")).is_none());
+        }
+    });
+}
+
+/// A conditional commit on an upload that never existed writes nothing.
+#[test]
+fn failed_condition_writes_no_frame() {
+    run(async {
+        let storage = MemStorage::new();
+        let (store, _) = MetaStore::open(storage.clone(), StoreConfig::default())
+            .await
+            .unwrap();
+        store.put_bucket(testkit::bucket("b")).await.unwrap();
+        let before = store.store_stats().commits;
+        let answer = store
+            .commit_if_upload(
+                &UploadCondition::exists("b", "k", "nope"),
+                vec![delete_upload("nope")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.unwrap_err(), UploadMismatch::NoSuchUpload);
+        assert_eq!(store.store_stats().commits, before);
+    });
+}
