@@ -53,6 +53,7 @@ impl Settling {
 
     /// Where `id` stands, if it was written in the background (since this process started).
     /// A finished entry is removed by this call: the caller acts on it once.
+    #[must_use]
     pub fn take(&self, id: &BackendId) -> Option<Settle> {
         let mut table = self.table.borrow_mut();
         match table.get(id).map(|(settle, _)| *settle) {
