@@ -45,6 +45,10 @@ pub struct EngineConfig {
     /// Hash the MD5 ETags of a core's concurrent uploads together in SIMD lanes (default on;
     /// off hashes each upload alone, as the body streams in).
     pub md5_lanes: bool,
+    /// Bytes of stripe buffers the uploads of one core may hold together (default 128 MiB);
+    /// further uploads wait for their turn (their clients are slowed by TCP) instead of growing
+    /// memory.
+    pub upload_memory_per_core: usize,
     /// How old an unreferenced shard must be (since it was written, and since the scrub first
     /// saw it unreferenced) before the scrub deletes it. Default one hour.
     pub orphan_grace_ms: u64,
@@ -62,6 +66,7 @@ impl Default for EngineConfig {
             object_size_max: 5 << 30,
             etag: crate::engine::EtagMode::Md5,
             md5_lanes: true,
+            upload_memory_per_core: crate::engine::budget::UPLOAD_MEMORY_PER_CORE_DEFAULT,
             orphan_grace_ms: crate::engine::scrub::ORPHAN_GRACE_MS_DEFAULT,
             upload_age_max_s: 7 * 86_400,
         }

@@ -12,6 +12,7 @@
 //! (policy, placement, manifest, `tessera-ec` geometry) are unit-tested; the pipelines here are
 //! exercised by the integration suite through real clients.
 
+pub mod budget;
 pub mod manifest;
 pub mod md5_lanes;
 pub mod policy;
@@ -55,6 +56,8 @@ pub struct Engine {
     pub md5_lanes: Option<md5_lanes::Md5Lanes>,
     /// Shards whose writes still finish in the background after their PUT was answered.
     pub settling: settle::Settling,
+    /// Memory the stripe buffers of this core's uploads may use together.
+    pub upload_budget: budget::ByteBudget,
     /// Reusable buffers (fresh allocations cost page faults that zero every page).
     buffers: RefCell<Vec<Vec<u8>>>,
     /// This core's instance of every configured site, indexed by `SiteId`.
@@ -89,6 +92,7 @@ impl Engine {
             etag_mode: EtagMode::Md5,
             md5_lanes: Some(md5_lanes::Md5Lanes::new()),
             settling: settle::Settling::default(),
+            upload_budget: budget::ByteBudget::new(budget::UPLOAD_MEMORY_PER_CORE_DEFAULT),
             buffers: RefCell::new(Vec::new()),
             sites,
             codecs: RefCell::new(Vec::new()),

@@ -320,6 +320,12 @@ impl Engine {
                 index: None,
             })
             .collect();
+        // Stripe buffers: n chunks, plus a second set of data chunks for the MD5 lanes.
+        let chunk_bytes = chunk_size as usize + tessera_ec::CHECKSUM_LEN;
+        let _memory = self
+            .upload_budget
+            .reserve(chunk_bytes * (shape.n + shape.k))
+            .await;
         let footer_len = manifest::encode(&manifests[0]).len() as u64;
         let shard_len = layout.shard_len() + footer_len;
 

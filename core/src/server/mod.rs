@@ -193,6 +193,7 @@ fn build_engine(config: &crate::config::Config) -> Result<crate::engine::Engine,
         engine.object_size_max,
     );
     built.etag_mode = engine.etag;
+    built.upload_budget = crate::engine::budget::ByteBudget::new(engine.upload_memory_per_core);
     if !engine.md5_lanes {
         built.md5_lanes = None;
     }
