@@ -73,6 +73,7 @@ impl ByteBudget {
     }
 
     /// Reserves `bytes` (clamped to the capacity), waiting behind earlier reservations.
+    #[must_use = "the bytes are reserved only once the future completes"]
     pub fn reserve(&self, bytes: usize) -> Reserve {
         let mut state = self.state.borrow_mut();
         let bytes = bytes.min(state.capacity);
