@@ -5,7 +5,7 @@
 #
 #   perf-scripts/bench-profile.sh [--target gateway|baseline|noop] [--policy ec:2+1]
 #       [--cores 2] [--size 64MiB] [--concurrency 4] [--duration 10s] [--freq 499]
-#       [--mode unsigned] [--out DIR (default /tmp/tessera-bench-profile)] [--no-build]
+#       [--mode unsigned] [--fsync always|never] [--out DIR (default /tmp/tessera-bench-profile)] [--no-build]
 #
 # Writes OUT/{put,get}.svg (flame graphs), .folded (stacks) and .top.txt (top functions by
 # self and inclusive time), next to the tessera-bench JSON of each run.
@@ -20,6 +20,7 @@ CONCURRENCY=4
 DURATION=10s
 FREQ=499
 MODE=unsigned
+FSYNC=always
 OUT=/tmp/tessera-bench-profile
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     --policy) POLICY=$2; shift 2 ;;
     --cores) CORES=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
+    --fsync) FSYNC=$2; shift 2 ;;
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --freq) FREQ=$2; shift 2 ;;
@@ -53,7 +55,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 trap 'bash "$CLUSTER" stop all >/dev/null 2>&1 || true' EXIT
 case "$TARGET" in
-gateway) bash "$CLUSTER" gateway --policy "$POLICY" --cores "$CORES" ;;
+gateway) bash "$CLUSTER" gateway --policy "$POLICY" --cores "$CORES" --fsync "$FSYNC" ;;
 baseline) bash "$CLUSTER" baseline ;;
 noop) bash "$CLUSTER" noop --object-size "$SIZE" ;;
 *) echo "bench-profile: unknown target $TARGET" >&2; exit 2 ;;

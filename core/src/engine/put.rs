@@ -87,6 +87,8 @@ pub struct ReaderSource {
     hasher: Option<md5_many::Md5State>,
     known_md5: Option<[u8; 16]>,
     checksum: Option<tessera_http::checksum::ChecksumValue>,
+    /// Computes `checksum` from the bytes instead (a copied range, or another algorithm).
+    checksum_hasher: Option<tessera_http::checksum::ChecksumHasher>,
 }
 
 impl std::fmt::Debug for ReaderSource {
@@ -117,7 +119,20 @@ impl ReaderSource {
             hasher: known_md5.is_none().then(md5_many::Md5State::new),
             known_md5,
             checksum,
+            checksum_hasher: None,
         }
+    }
+
+    /// Computes the stored checksum with `algorithm` from the bytes as they pass (replacing
+    /// any value given to [`ReaderSource::new`]).
+    #[must_use]
+    pub fn computing_checksum(
+        mut self,
+        algorithm: tessera_http::checksum::ChecksumAlgorithm,
+    ) -> Self {
+        self.checksum = None;
+        self.checksum_hasher = Some(tessera_http::checksum::ChecksumHasher::new(algorithm));
+        self
     }
 }
 
@@ -139,6 +154,9 @@ impl ByteSource for ReaderSource {
             let take = left.min(self.piece.len() - self.offset);
             let data = &self.piece[self.offset..self.offset + take];
             if let Some(hasher) = &mut self.hasher {
+                hasher.update(data);
+            }
+            if let Some(hasher) = &mut self.checksum_hasher {
                 hasher.update(data);
             }
             out.extend_from_slice(data);
@@ -166,7 +184,10 @@ impl ByteSource for ReaderSource {
         };
         Ok(BodyDigest {
             md5: Some(md5),
-            checksum: self.checksum,
+            checksum: match self.checksum_hasher {
+                Some(hasher) => Some(hasher.finalize()),
+                None => self.checksum,
+            },
             length: self.delivered,
         })
     }

@@ -197,12 +197,16 @@ async fn copy_bytes(
     range: Range<u64>,
     request: &PutRequest<'_>,
     checksum: Option<ChecksumValue>,
+    compute: Option<tessera_http::checksum::ChecksumAlgorithm>,
 ) -> Result<Stored, S3Error> {
     assert_eq!(request.size, range.end - range.start);
     let whole_single = object.parts.is_empty() && range == (0..object.size);
     let known_md5 = whole_single.then_some(object.etag.md5);
     let reader = ObjectReader::new(Rc::clone(&ctx.engine), object, range)?;
-    let source = ReaderSource::new(reader, request.size, known_md5, checksum);
+    let mut source = ReaderSource::new(reader, request.size, known_md5, checksum);
+    if let Some(algorithm) = compute {
+        source = source.computing_checksum(algorithm);
+    }
     ctx.engine.put_from(request, source).await
 }
 
@@ -249,7 +253,7 @@ pub async fn copy_object(
         part_number: 0,
         checksum_algorithm: checksum.map(|c| checksum_code(c.algorithm())),
     };
-    let stored = copy_bytes(ctx, object, 0..size, &request, checksum).await?;
+    let stored = copy_bytes(ctx, object, 0..size, &request, checksum, None).await?;
     let checksum = stored.digest.checksum;
     let copy = object_record(stored, bucket_name, key, size, headers, metadata);
     let etag = etag_text(&copy.etag);
@@ -310,13 +314,21 @@ pub async fn upload_part_copy(
             format!("The specified copy source is larger than the maximum allowable size for a copy source: {}", multipart::PART_SIZE_MAX),
         ));
     }
-    let checksum = if bytes == (0..object.size) {
+    let known = if bytes == (0..object.size) {
         object
             .checksums
             .first()
             .and_then(|c| ChecksumValue::from_bytes(http_algorithm(c.algorithm), &c.value))
     } else {
         None
+    };
+    // A part of an upload created with a checksum algorithm carries that algorithm's checksum
+    // (computed from the copied bytes unless the source's whole-object value already is one).
+    let wanted = multipart::checksum::of_upload(&state.upload).map(|c| c.algorithm);
+    let (checksum, compute) = match wanted {
+        Some(algorithm) if known.is_some_and(|k| k.algorithm() == algorithm) => (known, None),
+        Some(algorithm) => (None, Some(algorithm)),
+        None => (known, None),
     };
     let request = PutRequest {
         bucket: bucket_name,
@@ -326,9 +338,12 @@ pub async fn upload_part_copy(
         headers: &state.upload.headers,
         user_metadata: &[],
         part_number,
-        checksum_algorithm: checksum.map(|c| checksum_code(c.algorithm())),
+        checksum_algorithm: checksum
+            .map(|c| c.algorithm())
+            .or(compute)
+            .map(checksum_code),
     };
-    let stored = copy_bytes(ctx, object, bytes, &request, checksum).await?;
+    let stored = copy_bytes(ctx, object, bytes, &request, checksum, compute).await?;
     let part =
         multipart::record_part(ctx, bucket_name, key, upload_id, part_number, size, stored).await?;
     let etag = format!("\"{}\"", hex::encode(part.etag));

@@ -22,7 +22,7 @@
 //! Upload ids start with the initiation time (hex milliseconds, then random bytes), so the
 //! (key, upload id) order of listings is also S3's (key, initiation) order.
 
-mod checksum;
+pub mod checksum;
 
 pub use checksum::read_headers as checksum_read_headers;
 

@@ -145,6 +145,43 @@ def test_composite_checksum_is_the_checksum_of_part_checksums(gw, parts, algorit
     assert f"Checksum{algorithm}" not in s3.head_object(Bucket=BUCKET, Key=key)
 
 
+@pytest.mark.parametrize("algorithm, checksum_type", [("CRC32C", "FULL_OBJECT"), ("SHA256", "COMPOSITE")])
+def test_copied_parts_carry_the_upload_checksum(gw, parts, algorithm, checksum_type):
+    """UploadPartCopy of a range into an upload created with a checksum algorithm: the part's
+    checksum is computed from the copied bytes (shown in the CopyPartResult and ListParts), and
+    the object's checksum covers copied and uploaded parts alike."""
+    s3 = gw.client()
+    source = os.urandom(7 * MIB)
+    s3.put_object(Bucket=BUCKET, Key=f"copy-source-{algorithm}", Body=source)
+    key = f"copied-{algorithm}"
+    created = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm=algorithm,
+                                         ChecksumType=checksum_type)
+    uid = created["UploadId"]
+    first = source[MIB:6 * MIB + 3]
+    copied = s3.upload_part_copy(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=1,
+                                 CopySource={"Bucket": BUCKET, "Key": f"copy-source-{algorithm}"},
+                                 CopySourceRange=f"bytes={MIB}-{6 * MIB + 2}")
+    assert copied["CopyPartResult"][f"Checksum{algorithm}"] == b64(digest(algorithm, first))
+    second = parts[1]
+    uploaded = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=2, Body=second,
+                              **{f"Checksum{algorithm}": b64(digest(algorithm, second))})
+    shown = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=uid)
+    assert [p[f"Checksum{algorithm}"] for p in shown["Parts"]] == [b64(digest(algorithm, first)),
+                                                                   b64(digest(algorithm, second))]
+    listed = [
+        {"PartNumber": 1, "ETag": copied["CopyPartResult"]["ETag"], f"Checksum{algorithm}": b64(digest(algorithm, first))},
+        {"PartNumber": 2, "ETag": uploaded["ETag"], f"Checksum{algorithm}": b64(digest(algorithm, second))},
+    ]
+    done = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid, MultipartUpload={"Parts": listed})
+    if checksum_type == "FULL_OBJECT":
+        expected = b64(digest(algorithm, first + second))
+    else:
+        expected = b64(digest(algorithm, digest(algorithm, first) + digest(algorithm, second))) + "-2"
+    assert done[f"Checksum{algorithm}"] == expected
+    got = s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert got["Body"].read() == first + second
+
+
 def test_checksum_rules_and_mismatches(gw, parts):
     """S3's rules: CRC64NVME is FULL_OBJECT only, SHAs COMPOSITE only, a type needs an
     algorithm; a wrong part checksum in the Complete XML is InvalidPart; a composite Complete
