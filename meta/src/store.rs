@@ -26,7 +26,8 @@ use crate::frame::encode_frame;
 use crate::index::{BucketStats, Index, UploadState};
 use crate::listing::{ListPage, ListQuery};
 use crate::record::{
-    Bucket, Object, Op, QueueEntry, QueueKind, Tombstone, Txn, Upload, UploadPart,
+    BackendId, Bucket, Object, Op, QueueEntry, QueueKind, ShardState, Tombstone, Txn, Upload,
+    UploadPart,
 };
 use crate::recover::{encode_snapshot, load_snapshot, replay_log, RecoveryMode, RecoveryReport};
 use crate::storage::Storage;
@@ -153,6 +154,8 @@ struct State {
     /// not durable: a conditional commit waits for it before checking (see
     /// [`MetaStore::commit_if_upload`]). Entries leave as their frames become durable.
     upload_lsns: HashMap<(String, String, String), u64>,
+    /// The same for object records ((bucket, key) of PutObject / DeleteObject ops).
+    object_lsns: HashMap<(String, String), u64>,
     stats: StoreStats,
 }
 
@@ -267,6 +270,7 @@ impl<S: Storage + 'static> MetaStore<S> {
             compaction_error: None,
             queue_id_next,
             upload_lsns: HashMap::new(),
+            object_lsns: HashMap::new(),
             stats: StoreStats {
                 log_generation: generation,
                 log_bytes: tail,
@@ -309,6 +313,15 @@ impl<S: Storage + 'static> MetaStore<S> {
         encode_frame(&mut st.pending, lsn, &txn)?;
         st.next_lsn += 1;
         for op in &txn.ops {
+            let object = match op {
+                Op::PutObject(o) => Some((&o.bucket, &o.key)),
+                Op::DeleteObject(t) => Some((&t.bucket, &t.key)),
+                _ => None,
+            };
+            if let Some((bucket, key)) = object {
+                st.object_lsns.insert((bucket.clone(), key.clone()), lsn);
+                continue;
+            }
             let upload = match op {
                 Op::PutUpload(u) => (&u.bucket, &u.key, &u.upload_id),
                 Op::PutPart(p) => (&p.bucket, &p.key, &p.upload_id),
@@ -380,6 +393,63 @@ impl<S: Storage + 'static> MetaStore<S> {
         };
         let lsn = self.submit(ops)?.await?;
         Ok(Ok((lsn, state)))
+    }
+
+    /// Sets the state of shard `backend_id` (of the object or of one of its parts) in the
+    /// record of `(bucket, key)`, if that record is still version `version_id` and holds the
+    /// shard. Atomic against every other commit on the key: it waits until the commits already
+    /// submitted for the key are durable, then reads and submits with no await in between, so
+    /// two cores changing different shards of one record (a repair and a read reporting damage)
+    /// never undo each other. `Ok(true)` when the record changed (and is durable).
+    pub async fn set_shard_state(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: u64,
+        backend_id: &BackendId,
+        state: ShardState,
+    ) -> Result<bool, MetaError> {
+        let id = (bucket.to_owned(), key.to_owned());
+        loop {
+            let wait = {
+                let st = self.state.borrow();
+                if let Some(e) = &st.poison {
+                    return Err(e.clone());
+                }
+                st.object_lsns
+                    .get(&id)
+                    .copied()
+                    .filter(|&lsn| lsn > st.durable_lsn)
+            };
+            let Some(lsn) = wait else { break };
+            Commit {
+                state: self.state.clone(),
+                lsn,
+                registered: false,
+            }
+            .await?;
+        }
+        // From here to `submit` nothing awaits.
+        let Some(mut object) = self.object(bucket, key) else {
+            return Ok(false);
+        };
+        if object.version_id != version_id {
+            return Ok(false);
+        }
+        let Some(shard) = object
+            .shards
+            .iter_mut()
+            .chain(object.parts.iter_mut().flat_map(|p| p.shards.iter_mut()))
+            .find(|s| s.backend_id == *backend_id)
+        else {
+            return Ok(false);
+        };
+        if shard.state == state {
+            return Ok(false);
+        }
+        shard.state = state;
+        self.submit(vec![Op::PutObject(object)])?.await?;
+        Ok(true)
     }
 
     /// Stores a bucket record (the engine sends it to every core).
@@ -531,6 +601,16 @@ impl<S: Storage + 'static> MetaStore<S> {
                 key,
                 upload_id,
             } => Ok(MetaResponse::Upload(self.upload(&bucket, &key, &upload_id))),
+            MetaRequest::SetShardState {
+                bucket,
+                key,
+                version_id,
+                backend_id,
+                state,
+            } => self
+                .set_shard_state(&bucket, &key, version_id, &backend_id, state)
+                .await
+                .map(MetaResponse::ShardStateSet),
             MetaRequest::Uploads { bucket, query } => Ok(MetaResponse::Uploads(
                 self.with_index(|i| upload_page(i, &bucket, &query)),
             )),
@@ -584,6 +664,14 @@ pub enum MetaRequest {
         bucket: String,
         query: UploadQuery,
     },
+    /// Sets one shard's state in an object record ([`MetaStore::set_shard_state`]).
+    SetShardState {
+        bucket: String,
+        key: String,
+        version_id: u64,
+        backend_id: BackendId,
+        state: ShardState,
+    },
 }
 
 /// The answer to a [`MetaRequest`].
@@ -605,6 +693,8 @@ pub enum MetaResponse {
     Upload(Option<UploadState>),
     Queue(Vec<QueueEntry>),
     Uploads(UploadPage),
+    /// Whether a [`MetaRequest::SetShardState`] changed the record.
+    ShardStateSet(bool),
     Error(MetaError),
 }
 
@@ -718,6 +808,7 @@ async fn flush_loop<S: Storage + 'static>(store: MetaStore<S>) {
             assert!(last_lsn > st.durable_lsn, "durable lsn only moves forward");
             st.durable_lsn = last_lsn;
             st.upload_lsns.retain(|_, lsn| *lsn > last_lsn);
+            st.object_lsns.retain(|_, lsn| *lsn > last_lsn);
             buf.clear();
             st.spare = buf;
             wake_durable(&mut st);

@@ -206,3 +206,73 @@ fn failed_condition_writes_no_frame() {
         assert_eq!(store.store_stats().commits, before);
     });
 }
+
+/// Two shards of one record changed at the same moment (a repair marking one durable, a read
+/// marking another pending), also right behind a pending overwrite of the record: both
+/// changes stick — neither commit is built from a stale copy of the record — and a change for
+/// a replaced version or an unknown shard writes nothing.
+#[test]
+fn shard_state_changes_never_undo_each_other() {
+    run(async {
+        let storage = MemStorage::new();
+        let (store, _) = MetaStore::open(storage.clone(), StoreConfig::default())
+            .await
+            .unwrap();
+        store.put_bucket(testkit::bucket("b")).await.unwrap();
+        for round in 0..100_u64 {
+            let version = round + 1;
+            let mut object = object_of(&[part("x", 1, 1), part("x", 2, 2)], version);
+            object.shards = vec![
+                Shard {
+                    site: 0,
+                    backend_id: [9; 16],
+                    state: ShardState::Pending,
+                },
+                Shard {
+                    site: 1,
+                    backend_id: [8; 16],
+                    state: ShardState::Durable,
+                },
+            ];
+            // Round-dependent: sometimes the record's own commit is still pending.
+            let put = store.submit(vec![Op::PutObject(object)]).unwrap();
+            if round % 2 == 0 {
+                put.await.unwrap();
+            }
+            let set = |backend_id: [u8; 16], state: ShardState, yields: u64| {
+                let store = store.clone();
+                monoio::spawn(async move {
+                    for _ in 0..yields {
+                        common::yield_once().await;
+                    }
+                    store
+                        .set_shard_state("b", "k", version, &backend_id, state)
+                        .await
+                        .unwrap()
+                })
+            };
+            let repaired = set([9; 16], ShardState::Durable, round % 3);
+            let damaged = set([8; 16], ShardState::Pending, (round / 3) % 3);
+            let part_damaged = set([2; 16], ShardState::Pending, round % 2);
+            assert!(repaired.await && damaged.await && part_damaged.await);
+            let now = store.object("b", "k").unwrap();
+            assert_eq!(now.shards[0].state, ShardState::Durable, "round {round}");
+            assert_eq!(now.shards[1].state, ShardState::Pending, "round {round}");
+            assert_eq!(now.parts[1].shards[0].state, ShardState::Pending);
+            assert_eq!(now.parts[0].shards[0].state, ShardState::Durable);
+            // Stale version, unknown shard, unchanged state: nothing to do.
+            let stale = store
+                .set_shard_state("b", "k", version + 1000, &[9; 16], ShardState::Pending)
+                .await;
+            assert!(!stale.unwrap());
+            let unknown = store
+                .set_shard_state("b", "k", version, &[7; 16], ShardState::Pending)
+                .await;
+            assert!(!unknown.unwrap());
+            let same = store
+                .set_shard_state("b", "k", version, &[9; 16], ShardState::Durable)
+                .await;
+            assert!(!same.unwrap());
+        }
+    });
+}

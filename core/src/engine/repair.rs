@@ -31,14 +31,14 @@ use std::time::Duration;
 
 use tessera_ec::Layout;
 use tessera_http::S3Error;
-use tessera_meta::{BackendId, Object, Op, QueueEntry, QueueKind, Shard, ShardState};
+use tessera_meta::{BackendId, Object, QueueEntry, QueueKind, Shard, ShardState};
 
 use super::manifest::{self, Manifest};
 use super::policy::{self, Resolved};
 use super::read::{part_unit, ObjectReader};
 use super::settle::Settle;
 use super::{backend_key, internal, unavailable, Engine};
-use crate::handlers::object::{commit_owned, lookup, report_damage};
+use crate::handlers::object::{lookup, report_damage, set_shard_state};
 use crate::mesh::MetaClient;
 
 /// Entries handled per step.
@@ -236,18 +236,17 @@ async fn repair(
         }
         ShardRef::Part { part, shard } => rebuild_part_shard(engine, &object, part, shard).await?,
     };
-    // Commit only if the object was not replaced meanwhile (awaits ran since the lookup).
-    let Some(mut latest) = lookup(meta, &entry.bucket, &entry.key).await? else {
-        return Ok(true);
-    };
-    if latest.version_id != object.version_id {
-        return Ok(true);
-    }
-    let Some(target) = find(&latest, entry.shard_index, &entry.backend_id) else {
-        return Ok(true);
-    };
-    shard_mut(&mut latest, target).state = ShardState::Durable;
-    commit_owned(meta, &entry.bucket, &entry.key, vec![Op::PutObject(latest)]).await?;
+    // Marked durable atomically on the owning core, only if the object was not replaced
+    // meanwhile, without undoing another shard's change committed since the lookup.
+    set_shard_state(
+        meta,
+        &entry.bucket,
+        &entry.key,
+        object.version_id,
+        &entry.backend_id,
+        ShardState::Durable,
+    )
+    .await?;
     // Other shards this repair found missing or corrupt while reading.
     if !damaged.is_empty() {
         report_damage(meta, &damaged).await;

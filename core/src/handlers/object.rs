@@ -72,6 +72,30 @@ pub async fn commit_owned(
     }
 }
 
+/// Sets one shard's state in the record of `(bucket, key)` on its owning core, atomically
+/// (see `MetaStore::set_shard_state`); `Ok(true)` when the record changed.
+pub async fn set_shard_state(
+    meta: &MetaClient,
+    bucket: &str,
+    key: &str,
+    version_id: u64,
+    backend_id: &tessera_meta::BackendId,
+    state: ShardState,
+) -> Result<bool, S3Error> {
+    let owner = partition_of(bucket, key, meta.cores());
+    let request = MetaRequest::SetShardState {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        backend_id: *backend_id,
+        state,
+    };
+    match answer(meta.call(owner, request).await)? {
+        MetaResponse::ShardStateSet(changed) => Ok(changed),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// Queues the shards of a replaced or deleted object for deletion at their sites (this core's
 /// purge queue; the purge worker drains it).
 pub async fn queue_purge(meta: &MetaClient, old: &Object) {
@@ -198,23 +222,31 @@ pub fn http_algorithm(algorithm: ChecksumAlgorithm) -> HttpAlgorithm {
 /// only delays the repair until a read finds the damage again.
 pub async fn report_damage(meta: &MetaClient, damaged: &[(String, String, u64, usize)]) {
     for (bucket, key, version_id, index) in damaged {
-        let Ok(Some(mut object)) = lookup(meta, bucket, key).await else {
+        let Ok(Some(view)) = lookup(meta, bucket, key).await else {
             continue;
         };
-        if object.version_id != *version_id {
+        if view.version_id != *version_id {
             continue;
         }
-        let Some(target) = repair::locate(&object, *index) else {
+        let Some(target) = repair::locate(&view, *index) else {
             continue;
         };
-        if repair::shard(&object, target).state != ShardState::Durable {
+        let shard = *repair::shard(&view, target);
+        if shard.state != ShardState::Durable {
             continue;
         }
-        repair::shard_mut(&mut object, target).state = ShardState::Pending;
-        let view = object.clone();
-        if commit_owned(meta, bucket, key, vec![Op::PutObject(object)])
-            .await
-            .is_ok()
+        // Changed atomically on the owning core: a repair of another shard committing at the
+        // same moment is not undone, and only one reporter queues the repair.
+        if set_shard_state(
+            meta,
+            bucket,
+            key,
+            *version_id,
+            &shard.backend_id,
+            ShardState::Pending,
+        )
+        .await
+            == Ok(true)
         {
             let what = match target {
                 repair::ShardRef::Whole(i) => format!("shard {i}"),
