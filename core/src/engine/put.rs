@@ -462,8 +462,9 @@ impl Engine {
     }
 
     /// Finishes every shard (those whose footer failed are aborted) and returns, per shard,
-    /// whether it is durable, as soon as `quorum` are — or as soon as the quorum can no longer
-    /// be reached. Shards still finishing then complete in a background task that reports to
+    /// whether it is durable, once `quorum` are and the others finished or had as long again
+    /// (5 ms to 1 s) — or as soon as the quorum can no longer be reached. Shards still
+    /// finishing then complete in a background task that reports to
     /// [`Engine::settling`]; they are returned as not durable, so the caller records them
     /// `Pending` and queues them for repair, which waits for the outcome (see `settle.rs`).
     async fn finish_quorum(
@@ -496,8 +497,25 @@ impl Engine {
         let mut returned = vec![false; started.len()];
         let mut count = 0;
         let mut outstanding = finishing.len();
+        let began = std::time::Instant::now();
         while count < quorum && count + outstanding >= quorum {
             let Some((index, ok)) = finishing.next().await else {
+                break;
+            };
+            outstanding -= 1;
+            returned[index] = true;
+            durable[index] = ok;
+            count += usize::from(ok);
+        }
+        // Stragglers get as long again as the quorum took (within bounds): healthy sites finish
+        // together and cost no background work; only a site slower than that is left behind.
+        let grace = began
+            .elapsed()
+            .clamp(STRAGGLER_GRACE_MIN, STRAGGLER_GRACE_MAX);
+        let deadline = std::time::Instant::now() + grace;
+        while count >= quorum && outstanding > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(Some((index, ok))) = monoio::time::timeout(left, finishing.next()).await else {
                 break;
             };
             outstanding -= 1;
@@ -627,6 +645,11 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Least and most time shards still finishing after the quorum get before they are left to
+/// finish in the background (see [`Engine::finish_quorum`]).
+const STRAGGLER_GRACE_MIN: std::time::Duration = std::time::Duration::from_millis(5);
+const STRAGGLER_GRACE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The hashes a PUT computes over the object's bytes stripe by stripe, besides the body's own.
 struct StripeHashers<'l> {

@@ -1,5 +1,6 @@
 //! Shards that finish in the background: a PUT is answered once its write quorum of shards is
-//! durable; the slower shards keep finishing (their final write, fsync and rename, or their
+//! durable and the others finished or had as long again (5 ms to 1 s, so healthy sites that
+//! finish together cost nothing here); shards slower than that keep finishing (their final write, fsync and rename, or their
 //! S3 response) in a task of their own. Such a shard is recorded `Pending` and queued for
 //! repair like a failed one, so a crash loses nothing; this table tells the repair worker
 //! (same core) whether to wait for the write, just mark the shard durable, or rebuild it.
