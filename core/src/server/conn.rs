@@ -158,6 +158,16 @@ pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
         }
         let request_id = ctx.next_request_id();
         let is_head = head.method() == "HEAD";
+        // RFC 9110 lets a server skip `100 Continue` when there is no content, but botocore
+        // (aws CLI, boto3) then takes the early final response as the status of the *next*
+        // `Expect: 100-continue` request on the connection and hangs on it until the idle
+        // timeout (`aws s3 sync` of an empty file stalled 60 s). So such a request is always
+        // answered with a `100 Continue` first; with a body, `BodyReader` sends it on first use.
+        let continue_owed = head.expect_continue
+            && matches!(
+                head.body_framing(),
+                codec::head::Framing::None | codec::head::Framing::Length(0)
+            );
         let mut body = BodyReader::new(
             &mut conn,
             &head,
@@ -173,6 +183,13 @@ pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
             response.close = true;
         }
         let close = response.close;
+        if continue_owed {
+            let mut out = Vec::with_capacity(32);
+            codec::write_continue(&mut out);
+            if conn.write_all_buf(out).await.is_err() {
+                return;
+            }
+        }
         if write_response(ctx, &mut conn, response, &request_id, is_head)
             .await
             .is_err()
