@@ -403,6 +403,8 @@ fn tls_with_the_test_ca_works_and_an_unknown_certificate_is_rejected() {
 enum Fault {
     /// The first `n` connections get `503 SlowDown` (and close); later ones are forwarded.
     SlowDownFirst(usize),
+    /// Only connection number `n` (from 0) gets `503 SlowDown`.
+    SlowDownAt(usize),
     /// Every response is held back `delay` before its first byte.
     Slow(Duration),
     /// The first `n` connections are cut after `bytes` bytes of response.
@@ -454,8 +456,13 @@ fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 fn serve(mut client: TcpStream, upstream: &str, fault: Fault, index: usize) {
-    if let Fault::SlowDownFirst(n) = fault {
-        if index < n {
+    let refuse = match fault {
+        Fault::SlowDownFirst(n) => index < n,
+        Fault::SlowDownAt(n) => index == n,
+        _ => false,
+    };
+    {
+        if refuse {
             let head = read_head(&mut client).unwrap_or_default();
             let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>";
             // A HEAD response announces the length but carries no body.
@@ -704,4 +711,72 @@ fn the_pool_bounds_connections_and_queues_requests() {
     let stats = s3.pool_stats();
     assert!(stats.opened <= 2, "{stats:?}");
     assert_eq!(stats.opened + stats.reused, 8, "{stats:?}");
+}
+
+#[test]
+fn a_small_put_answered_slow_down_is_sent_again_from_its_copy() {
+    // The proxy answers 503 SlowDown to the connection the streaming PUT goes out on (the
+    // second: the first checked the bucket and expired idle): a shard within
+    // PUT_REPLAY_BYTES_MAX, sent signed and unsigned, in pieces, is sent again from the site's
+    // copy on a third connection and reads back whole; the failure counts against health.
+    use tessera_core::site::s3::PUT_REPLAY_BYTES_MAX;
+    let Some(server) = any_server() else { return };
+    let bucket = unique_bucket("replay");
+    let data = pattern(usize::try_from(PUT_REPLAY_BYTES_MAX).expect("fits"), 11);
+    seed(&server, &bucket, "seed", b"x"); // the bucket exists: its check is one plain HEAD
+    for signing in [PayloadSigning::Unsigned, PayloadSigning::Signed] {
+        let proxy = Proxy::start(&server.endpoint, Fault::SlowDownAt(1));
+        let mut config = fault_config(&server, &proxy.endpoint(), &bucket);
+        config.payload_signing = signing;
+        let site = open(&config);
+        run(async {
+            bucket_ready_then_idle(&site, &config).await;
+            put(&site, "r/1", &data, 100_000)
+                .await
+                .expect("replayed put");
+            assert_eq!(
+                get(&site, "r/1", 0, data.len() as u64).await.expect("get"),
+                data
+            );
+        });
+        assert_eq!(proxy.connections.load(Ordering::SeqCst), 3);
+        assert_eq!(site.health().error_count, 1);
+    }
+}
+
+#[test]
+fn a_large_put_answered_slow_down_fails_with_a_retryable_error() {
+    // Beyond PUT_REPLAY_BYTES_MAX nothing is kept: the same fault fails the PUT with an error
+    // the engine can see is retryable, after one connection, and nothing became visible.
+    use tessera_core::site::s3::PUT_REPLAY_BYTES_MAX;
+    let Some(server) = any_server() else { return };
+    let bucket = unique_bucket("noreplay");
+    let data = pattern(usize::try_from(PUT_REPLAY_BYTES_MAX).expect("fits") + 1, 12);
+    seed(&server, &bucket, "seed", b"x");
+    let proxy = Proxy::start(&server.endpoint, Fault::SlowDownAt(1));
+    let config = fault_config(&server, &proxy.endpoint(), &bucket);
+    let site = open(&config);
+    run(async {
+        bucket_ready_then_idle(&site, &config).await;
+        let err = put(&site, "r/2", &data, 100_000)
+            .await
+            .expect_err("not replayed");
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(matches!(site.head("r/2").await, Err(SiteError::NotFound)));
+    });
+    assert_eq!(
+        proxy.connections.load(Ordering::SeqCst),
+        3,
+        "bucket, PUT, HEAD"
+    );
+}
+
+/// Makes the site check (or create) its bucket, then waits until the pooled connection that
+/// did it has expired, so that the next request opens a new connection.
+async fn bucket_ready_then_idle(site: &Site, config: &S3SiteConfig) {
+    let Site::S3(s3) = site else {
+        panic!("s3 site")
+    };
+    s3.ensure_bucket().await.expect("bucket");
+    monoio::time::sleep(Duration::from_millis(config.idle_timeout_ms + 50)).await;
 }

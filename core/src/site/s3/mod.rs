@@ -10,8 +10,10 @@
 //!
 //! Streaming PUTs go out with `Content-Length` straight from the caller's buffers
 //! (`UNSIGNED-PAYLOAD`), or aws-chunked with a signature per chunk when the payload must be
-//! signed. They are not retried here: the bytes already went back to the caller's pool, so the
-//! engine retries the shard. Idempotent requests (GET, HEAD, DELETE, `DeleteObjects`, list) are
+//! signed. A shard of at most [`PUT_REPLAY_BYTES_MAX`] is also copied as it streams, so that a
+//! retryable failure of its PUT (a 500/503 answer, a dropped connection, a timeout) is sent
+//! again from the copy, within the same retry budget. Larger shards are not retried here: their
+//! bytes already went back to the caller's pool. Idempotent requests (GET, HEAD, DELETE, `DeleteObjects`, list) are
 //! retried on timeouts, broken connections, 500/502/503/504 and `SlowDown`. A request that
 //! finds a reused keep-alive connection already closed by the server is re-sent once at once on
 //! a new connection without counting as a fault.
@@ -44,6 +46,12 @@ use super::{check_key, ByteRange, ListPage, ShardInfo, SiteError, TimeoutPhase, 
 pub const SIGNED_CHUNK_BYTES: usize = 64 * 1024;
 /// Room reserved in front of each signed chunk for its `size;chunk-signature=…\r\n` line.
 const CHUNK_LINE_BYTES_MAX: usize = 16 + 17 + 64 + 2;
+/// Shards up to this length are copied while they stream so that the site can send a failed
+/// PUT again by itself. Small objects are where request-level failures cost the most: with the
+/// default write quorum (all shards of a 2+1 object) one `503 SlowDown` or `500` from one site
+/// otherwise fails the client's PUT. 256 KiB covers every shard of objects up to ~512 KiB at
+/// ec 2+1 and bounds the copies to `connections_max` × 256 KiB per site per core.
+pub const PUT_REPLAY_BYTES_MAX: u64 = 256 * 1024;
 
 /// A parsed `endpoint` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -525,7 +533,11 @@ impl S3Site {
 
     /// Runs a small idempotent request with admission, retries and health recording.
     async fn call(&self, call: &Call<'_>) -> Result<Small, SiteError> {
-        let mut retries = 0;
+        self.call_after(call, 0).await
+    }
+
+    /// [`S3Site::call`] when `retries` of the request's retry budget are already spent.
+    async fn call_after(&self, call: &Call<'_>, mut retries: u32) -> Result<Small, SiteError> {
         let mut fresh_only = false;
         loop {
             if !fresh_only {
@@ -650,11 +662,19 @@ impl S3Site {
             match result {
                 Ok((lease, chain)) => {
                     let chain = signed.then_some(chain);
+                    let replay = (total_len <= PUT_REPLAY_BYTES_MAX).then(|| Replay {
+                        path: call.path.clone(),
+                        // Bounded by PUT_REPLAY_BYTES_MAX just above.
+                        #[allow(clippy::cast_possible_truncation)]
+                        body: Vec::with_capacity(total_len as usize),
+                        failure: None,
+                    });
                     return Ok(S3ShardWriter {
                         site: self.clone(),
                         lease: Some(lease),
                         total_len,
                         written: 0,
+                        replay,
                         signed: chain.map(|chain| {
                             Box::new(SignedBody {
                                 chain,
@@ -1042,12 +1062,25 @@ struct SignedBody {
     frame: Vec<u8>,
 }
 
+/// The copy of a small shard kept to send its PUT again.
+struct Replay {
+    /// The object path of the PUT.
+    path: String,
+    /// Every byte written so far.
+    body: Vec<u8>,
+    /// The retryable failure of the first attempt, once one happened during `write` (the
+    /// connection is gone; the rest of the body is only copied and `finish` sends the copy).
+    failure: Option<SiteError>,
+}
+
 /// A streaming PUT to an S3 site.
 pub struct S3ShardWriter {
     site: S3Site,
     lease: Option<Lease>,
     total_len: u64,
     written: u64,
+    /// Present for shards of at most [`PUT_REPLAY_BYTES_MAX`].
+    replay: Option<Replay>,
     /// Boxed: the HMAC state and frame are only needed when the payload is signed, and keep
     /// `ShardWriter` small otherwise.
     signed: Option<Box<SignedBody>>,
@@ -1074,6 +1107,13 @@ impl S3ShardWriter {
                 buf,
             );
         }
+        if let Some(replay) = self.replay.as_mut() {
+            replay.body.extend_from_slice(&buf);
+            if replay.failure.is_some() {
+                self.written += len;
+                return (Ok(()), buf);
+            }
+        }
         let (result, buf) = if self.signed.is_some() {
             (self.write_signed(&buf).await, buf)
         } else {
@@ -1083,14 +1123,22 @@ impl S3ShardWriter {
                 Err(err) => (Err(err), buf),
             }
         };
-        match &result {
+        match result {
             Ok(()) => self.written += len,
             Err(err) => {
                 self.lease = None;
-                self.site.record_err(err);
+                self.site.record_err(&err);
+                match self.replay.as_mut() {
+                    Some(replay) if err.is_retryable() => {
+                        replay.failure = Some(err);
+                        self.written += len;
+                        return (Ok(()), buf);
+                    }
+                    _ => return (Err(err), buf),
+                }
             }
         }
-        (result, buf)
+        (Ok(()), buf)
     }
 
     /// Copies `data` into chunk frames, sending each frame as it fills.
@@ -1154,6 +1202,10 @@ impl S3ShardWriter {
             });
         }
         let site = self.site.clone();
+        if let Some(failure) = self.replay.as_mut().and_then(|r| r.failure.take()) {
+            // Already recorded by `write`.
+            return self.send_replay(failure).await;
+        }
         let result = async {
             if self.signed.is_some() {
                 let staged = self
@@ -1181,9 +1233,34 @@ impl S3ShardWriter {
             }
             Err(err) => {
                 site.record_err(&err);
-                Err(err)
+                self.send_replay(err).await
             }
         }
+    }
+
+    /// After the first attempt failed with `failure` (already recorded): sends the kept copy
+    /// of a small shard again with the rest of the retry budget, or returns `failure`.
+    async fn send_replay(&mut self, failure: SiteError) -> Result<(), SiteError> {
+        let site = self.site.clone();
+        let Some(replay) = self.replay.take() else {
+            return Err(failure);
+        };
+        if !failure.is_retryable() || site.0.config.retries_max == 0 {
+            return Err(failure);
+        }
+        assert_eq!(replay.body.len() as u64, self.total_len);
+        monoio::time::sleep(site.backoff(1)).await;
+        // A plain PUT whose payload hash is signed: the copy is in memory, so no chunk framing
+        // is needed, whatever `payload_signing` says.
+        let call = Call {
+            method: "PUT",
+            path: replay.path,
+            query: String::new(),
+            headers: vec![("content-type", "application/octet-stream".to_owned())],
+            body: &replay.body,
+            head_only: false,
+        };
+        site.call_after(&call, 1).await.map(|_| ())
     }
 
     /// Abandons the upload: the connection is closed mid-body, so the server discards it and
