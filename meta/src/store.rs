@@ -367,25 +367,8 @@ impl<S: Storage + 'static> MetaStore<S> {
             condition.key.clone(),
             condition.upload_id.clone(),
         );
-        loop {
-            let wait = {
-                let st = self.state.borrow();
-                if let Some(e) = &st.poison {
-                    return Err(e.clone());
-                }
-                st.upload_lsns
-                    .get(&id)
-                    .copied()
-                    .filter(|&lsn| lsn > st.durable_lsn)
-            };
-            let Some(lsn) = wait else { break };
-            Commit {
-                state: self.state.clone(),
-                lsn,
-                registered: false,
-            }
+        self.wait_durable(|st| st.upload_lsns.get(&id).copied())
             .await?;
-        }
         // From here to `submit` nothing awaits: no other commit can slip in between.
         let state = match self.with_index(|i| condition.check(i).cloned()) {
             Ok(state) => state,
@@ -393,6 +376,27 @@ impl<S: Storage + 'static> MetaStore<S> {
         };
         let lsn = self.submit(ops)?.await?;
         Ok(Ok((lsn, state)))
+    }
+
+    /// Waits until the commit `latest` names (the last one submitted for some key, looked up
+    /// again after every wait) is durable, so that the index shows it.
+    async fn wait_durable(&self, latest: impl Fn(&State) -> Option<u64>) -> Result<(), MetaError> {
+        loop {
+            let wait = {
+                let st = self.state.borrow();
+                if let Some(e) = &st.poison {
+                    return Err(e.clone());
+                }
+                latest(&st).filter(|&lsn| lsn > st.durable_lsn)
+            };
+            let Some(lsn) = wait else { return Ok(()) };
+            Commit {
+                state: self.state.clone(),
+                lsn,
+                registered: false,
+            }
+            .await?;
+        }
     }
 
     /// Sets the state of shard `backend_id` (of the object or of one of its parts) in the
@@ -410,25 +414,8 @@ impl<S: Storage + 'static> MetaStore<S> {
         state: ShardState,
     ) -> Result<bool, MetaError> {
         let id = (bucket.to_owned(), key.to_owned());
-        loop {
-            let wait = {
-                let st = self.state.borrow();
-                if let Some(e) = &st.poison {
-                    return Err(e.clone());
-                }
-                st.object_lsns
-                    .get(&id)
-                    .copied()
-                    .filter(|&lsn| lsn > st.durable_lsn)
-            };
-            let Some(lsn) = wait else { break };
-            Commit {
-                state: self.state.clone(),
-                lsn,
-                registered: false,
-            }
+        self.wait_durable(|st| st.object_lsns.get(&id).copied())
             .await?;
-        }
         // From here to `submit` nothing awaits.
         let Some(mut object) = self.object(bucket, key) else {
             return Ok(false);

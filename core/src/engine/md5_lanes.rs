@@ -136,19 +136,16 @@ impl Md5Lanes {
     /// in groups of exactly 8 or 16 (the only widths it runs well at), padded with throwaway
     /// lanes; the rest are hashed one at a time.
     fn hash_round(&self, states: &mut [Md5State], members: &mut Vec<(usize, &[u8])>) {
-        members.sort_by_key(|&(j, input)| {
-            let lockstep =
-                !input.is_empty() && input.len() % 64 == 0 && states[j].bytes_hashed() % 64 == 0;
-            (!lockstep, input.len())
-        });
+        let lockstep = |states: &[Md5State], (j, input): (usize, &[u8])| {
+            !input.is_empty() && input.len() % 64 == 0 && states[j].bytes_hashed() % 64 == 0
+        };
+        // Lockstep members first, grouped by input length; the rest after.
+        members.sort_by_key(|&member| (!lockstep(states, member), member.1.len()));
         let mut rest = &members[..];
-        while !rest.is_empty() {
-            let (j, input) = rest[0];
-            let lockstep =
-                !input.is_empty() && input.len() % 64 == 0 && states[j].bytes_hashed() % 64 == 0;
-            let same = if lockstep {
+        while let Some(&first) = rest.first() {
+            let same = if lockstep(states, first) {
                 rest.iter()
-                    .take_while(|(_, other)| other.len() == input.len())
+                    .take_while(|(_, other)| other.len() == first.1.len())
                     .count()
             } else {
                 1
@@ -160,13 +157,12 @@ impl Md5Lanes {
                 _ => 0,
             };
             if width == 0 {
-                let (j, input) = rest[0];
-                states[j].update(input);
+                states[first.0].update(first.1);
                 rest = &rest[1..];
-                continue;
+            } else {
+                self.hash_lanes(states, &rest[..take], width);
+                rest = &rest[take..];
             }
-            self.hash_lanes(states, &rest[..take], width);
-            rest = &rest[take..];
         }
     }
 

@@ -498,30 +498,32 @@ impl Engine {
         let mut count = 0;
         let mut outstanding = finishing.len();
         let began = std::time::Instant::now();
-        while count < quorum && count + outstanding >= quorum {
-            let Some((index, ok)) = finishing.next().await else {
-                break;
+        // Once the quorum is durable, stragglers get as long again as it took (within bounds):
+        // healthy sites finish together and cost no background work; only a site slower than
+        // that is left behind.
+        let mut deadline = None;
+        while outstanding > 0 && count + outstanding >= quorum {
+            let next = match deadline {
+                None => finishing.next().await,
+                Some(at) => {
+                    let left = at - std::time::Instant::now().min(at);
+                    match monoio::time::timeout(left, finishing.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                }
             };
+            let Some((index, ok)) = next else { break };
             outstanding -= 1;
             returned[index] = true;
             durable[index] = ok;
             count += usize::from(ok);
-        }
-        // Stragglers get as long again as the quorum took (within bounds): healthy sites finish
-        // together and cost no background work; only a site slower than that is left behind.
-        let grace = began
-            .elapsed()
-            .clamp(STRAGGLER_GRACE_MIN, STRAGGLER_GRACE_MAX);
-        let deadline = std::time::Instant::now() + grace;
-        while count >= quorum && outstanding > 0 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let Ok(Some((index, ok))) = monoio::time::timeout(left, finishing.next()).await else {
-                break;
-            };
-            outstanding -= 1;
-            returned[index] = true;
-            durable[index] = ok;
-            count += usize::from(ok);
+            if count >= quorum && deadline.is_none() {
+                let grace = began
+                    .elapsed()
+                    .clamp(STRAGGLER_GRACE_MIN, STRAGGLER_GRACE_MAX);
+                deadline = Some(std::time::Instant::now() + grace);
+            }
         }
         if outstanding > 0 && count >= quorum {
             let late: Vec<tessera_meta::BackendId> = (0..started.len())
