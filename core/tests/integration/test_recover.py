@@ -200,7 +200,7 @@ def test_recover_repairs_a_lost_site_and_force(tmp_path):
 
 
 def test_sigkill_during_puts_then_restart(tmp_path):
-    """A thread PUTs up to 200 objects while the gateway is SIGKILLed after a random delay.
+    """Threads PUT up to 200 objects while the gateway is SIGKILLed after a random number of them.
     After a restart every object whose PUT got 200 reads back byte-exact, every listed object
     is readable, and once the grace period has passed no orphan shard or temporary remains:
     the sites hold exactly 3 shards per listed object."""
@@ -228,7 +228,12 @@ def test_sigkill_during_puts_then_restart(tmp_path):
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
         for thread in threads:
             thread.start()
-        time.sleep(rng.uniform(0.5, 2.5))
+        # Killed after a random number of acknowledgements (not a random delay: how many PUTs
+        # fit in a delay depends on the machine), so the kill always lands mid-stream.
+        kill_after = rng.randint(20, 150)
+        deadline = time.time() + 60
+        while len(acked) < kill_after and time.time() < deadline:
+            time.sleep(0.005)
         gw.proc.send_signal(signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=60)
