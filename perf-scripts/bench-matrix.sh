@@ -17,6 +17,9 @@
 #     --baseline-kind rclone|radosgw
 #     --fsync always|never   --mode unsigned|signed|chunked-crc32|chunked-signed
 #     --out DIR (default /tmp/tessera-bench-matrix)   --no-build
+#     --state DIR  where the gateway's metadata and every site's data live (default OUT/state);
+#                  on a root filesystem without a journal, use a perf-scripts/journaled-fs.sh
+#                  mount (small-object figures there depend on recent deletions)
 #     --quick     sizes "4KiB 1MiB 64MiB", concurrency "1 16", repeat 1, duration 3s
 #     --publish   copy the report to bench/RESULTS.md and the plots to bench/plots/
 #
@@ -40,6 +43,7 @@ SITES=6
 FSYNC=always
 MODE=unsigned
 OUT=/tmp/tessera-bench-matrix
+STATE=
 BUILD=1
 PUBLISH=0
 while [ $# -gt 0 ]; do
@@ -58,15 +62,16 @@ while [ $# -gt 0 ]; do
     --fsync) FSYNC=$2; shift 2 ;;
     --mode) MODE=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --state) STATE=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --publish) PUBLISH=1; shift ;;
     --quick) SIZES="4KiB 1MiB 64MiB"; CONCURRENCY="1 16"; REPEAT=1; DURATION=3s; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench-matrix: unknown option $1" >&2; exit 2 ;;
     esac
 done
 
-export BENCH_STATE="$OUT/state"
+export BENCH_STATE="${STATE:-$OUT/state}"
 CLUSTER="perf-scripts/bench-cluster.sh"
 BENCH="${TESSERA_BENCH_BIN:-target/release/tessera-bench}"
 export TESSERA_BIN="${TESSERA_BIN:-target/release/tessera}"
@@ -180,6 +185,10 @@ matrix() {
     echo "gateway_bin=$TESSERA_BIN"
     echo "memory_gib=$(awk '/^MemTotal:/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
     echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+    mkdir -p "$BENCH_STATE"
+    echo "state_fs=$(findmnt -no FSTYPE,SOURCE -T "$BENCH_STATE" | tr -s ' ' ' ') journal=$(
+        dev=$(findmnt -no SOURCE -T "$BENCH_STATE")
+        dumpe2fs -h "$dev" 2>/dev/null | grep -q '^Filesystem features:.*has_journal' && echo yes || echo no)"
     echo "site_kind=$SITE_KIND baseline=$BASELINE_KIND sites=$SITES fsync=$FSYNC mode=$MODE duration=$DURATION repeat=$REPEAT"
 } >"$OUT/machine.txt"
 

@@ -384,6 +384,7 @@ impl Config {
                     name: format!("local-{i}"),
                     path: root.join("sites").join(format!("local-{i}")),
                     fsync: crate::site::config::FsyncPolicy::default(),
+                    direct_io: true,
                 })
             })
             .collect()

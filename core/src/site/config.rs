@@ -6,6 +6,7 @@
 //! name = "disk-a"
 //! path = "/mnt/disk-a/tessera"
 //! fsync = "always"
+//! direct_io = true               # large shards bypass the page cache
 //!
 //! [[sites]]                      # an S3 region or a self-hosted S3 server
 //! kind = "s3"
@@ -108,6 +109,14 @@ pub struct DirSiteConfig {
     /// `fsync`: `"always"` (default) or `"never"`; see [`FsyncPolicy`].
     #[serde(default)]
     pub fsync: FsyncPolicy,
+    /// `direct_io`: write shards of 256 KiB and more with `O_DIRECT`, bypassing the page
+    /// cache (default true; ignored where the filesystem refuses it).
+    #[serde(default = "default_direct_io")]
+    pub direct_io: bool,
+}
+
+fn default_direct_io() -> bool {
+    true
 }
 
 /// How the bucket is named in requests.
@@ -376,6 +385,7 @@ mod tests {
             name: "a".into(),
             path: "x".into(),
             fsync: FsyncPolicy::Never,
+            direct_io: true,
         });
         assert!(matches!(relative.validate(), Err(SiteError::Config(_))));
         let mut s3 = S3SiteConfig::new("b", "https://h", "r", "Bad_Bucket", "ak", "sk");

@@ -2,17 +2,21 @@
 //! `io_uring` through monoio's file API.
 //!
 //! ```text
-//!  put_shard(k, n) ─► ROOT/.tmp/<k with '/'→'+'>.<core tag>.<seq>  (created new, O_EXCL)
-//!  write(buf)      ─► write_all_at(buf, offset) ─► buf back
-//!  finish()        ─► len == n? ─► fsync file ─► mkdir -p ROOT/<dirs of k> ─► rename(tmp, ROOT/k)
-//!                     ─► fsync ROOT/<dir of k>          (fsync steps only with fsync = "always")
-//!  abort()/drop    ─► unlink tmp
+//!  put_shard(k, n) ─► unnamed file in ROOT/<dir of k> (O_TMPFILE; O_DIRECT if n ≥ 256 KiB)
+//!                     or, where unsupported, ROOT/.tmp/<k with '/'→'+'>.<core tag>.<seq>
+//!  write(buf)      ─► buffered: write_all_at(buf, offset)
+//!                     direct:   copy into an aligned staging buffer, write whole blocks
+//!  finish()        ─► len == n? ─► last unaligned bytes (buffered) ─► fsync file
+//!                     ─► link (or rename) to ROOT/k ─► fsync ROOT/<dir of k>
+//!                                                  (fsync steps only with fsync = "always")
+//!  abort()/drop    ─► close (an unnamed file vanishes) / unlink the .tmp name
 //! ```
 //!
-//! A shard is visible under its key only after the rename, and rename is atomic: a crash at
-//! any point leaves either no file under the key or the whole shard. Leftover temporaries
-//! live under `.tmp`, which no key can name (key segments never start with `.`), and are
-//! removed by [`DirSite::sweep_temporaries`].
+//! A shard is visible under its key only after the link or rename, and both are atomic: a
+//! crash at any point leaves either no file under the key or the whole shard (see
+//! `create.rs`). Leftover temporaries live under `.tmp`, which no key can name (key segments
+//! never start with `.`), and are removed by [`DirSite::sweep_temporaries`]. Why large shards
+//! skip the page cache: `staging.rs`.
 //!
 //! Directory listing and the temporary sweep use blocking `std::fs` calls: `io_uring` has no
 //! `getdents`, and both run only in background work (recovery, scrub), never on the data path.
@@ -23,9 +27,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::buf::IoBufMut as _;
-use monoio::fs::{File, OpenOptions};
+use monoio::buf::{IoBuf as _, IoBufMut as _};
+use monoio::fs::File;
 
+use self::create::{clear_direct, link_unnamed, write_all_at_now, Pending, Support};
+use self::staging::AlignedBuf;
 use super::config::{DirSiteConfig, FsyncPolicy};
 use super::health::{Admission, Health, HealthSnapshot};
 use super::{check_key, ByteRange, ListEntry, ListPage, ShardInfo, SiteError, LIST_PAGE_MAX};
@@ -37,6 +43,15 @@ pub const TMP_DIR_NAME: &str = ".tmp";
 pub const DIR_DOWN_AFTER_ERRORS: u32 = 3;
 /// First wait before probing a down dir site (doubles up to the health module's cap).
 pub const DIR_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Shards at least this long are written with `O_DIRECT` (where the site allows it); smaller
+/// ones cost more in metadata than in copying and go through the page cache.
+pub const DIRECT_MIN_BYTES: u64 = staging::STAGING_BYTES as u64;
+/// Shards up to this long are written with plain `pwrite` on the core's thread (see
+/// `create::write_all_at_now`): a page-cache copy of at most this much is a few microseconds.
+pub const SYNC_WRITE_MAX_BYTES: u64 = 64 * 1024;
+
+mod create;
+mod staging;
 
 struct Inner {
     name: String,
@@ -47,6 +62,7 @@ struct Inner {
     /// Distinguishes this process and core's temporaries from every other writer's.
     tag: String,
     seq: Cell<u64>,
+    support: Support,
 }
 
 /// A dir site on one core. Cheap to clone (shared within the core).
@@ -97,6 +113,7 @@ impl DirSite {
             health: RefCell::new(Health::new(DIR_DOWN_AFTER_ERRORS, DIR_PROBE_INTERVAL)),
             tag: format!("{}-{}", std::process::id(), hex::encode(random)),
             seq: Cell::new(0),
+            support: Support::new(config.direct_io),
         })))
     }
 
@@ -139,27 +156,38 @@ impl DirSite {
         self.0.root.join(key)
     }
 
+    /// A fresh name under `.tmp` for a shard of `key`.
+    fn tmp_path_for(&self, key: &str) -> PathBuf {
+        let seq = self.0.seq.get();
+        self.0.seq.set(seq + 1);
+        let name = format!("{}.{}.{seq}", key.replace('/', "+"), self.0.tag);
+        self.0.tmp.join(name)
+    }
+
     /// Starts a shard; see [`super::Site::put_shard`].
     pub async fn put_shard(&self, key: &str, total_len: u64) -> Result<DirShardWriter, SiteError> {
         check_dir_key(key)?;
         let started = self.admit()?;
-        let seq = self.0.seq.get();
-        self.0.seq.set(seq + 1);
-        let tmp_name = format!("{}.{}.{seq}", key.replace('/', "+"), self.0.tag);
-        let tmp_path = self.0.tmp.join(tmp_name);
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        let mut opened = options.open(&tmp_path).await;
-        if opened
+        let final_path = self.path_of(key);
+        let direct = total_len >= DIRECT_MIN_BYTES;
+        let named = || self.tmp_path_for(key);
+        let mut created = self
+            .0
+            .support
+            .create(&self.0.root, &final_path, named, direct)
+            .await;
+        if created
             .as_ref()
             .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
         {
             // The temporary folder vanished (a disk replaced or wiped under a running gateway):
             // recreate it if the root is there, so the site heals without a restart.
-            opened = if self.0.tmp.parent().is_some_and(Path::is_dir)
-                && std::fs::create_dir_all(&self.0.tmp).is_ok()
-            {
-                options.open(&tmp_path).await
+            created = if self.0.root.is_dir() && std::fs::create_dir_all(&self.0.tmp).is_ok() {
+                let named = || self.tmp_path_for(key);
+                self.0
+                    .support
+                    .create(&self.0.root, &final_path, named, direct)
+                    .await
             } else {
                 Err(io::Error::new(
                     io::ErrorKind::NotFound,
@@ -167,21 +195,24 @@ impl DirSite {
                 ))
             };
         }
-        let opened = opened.map_err(|e| {
+        let created = created.map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 SiteError::RootMissing
             } else {
                 SiteError::from_fs(&e)
             }
         });
-        let file = self.record(started, opened)?;
+        let created = self.record(started, created)?;
         Ok(DirShardWriter {
             site: self.clone(),
-            file: Some(file),
-            tmp_path,
-            final_path: self.path_of(key),
+            file: Some(created.file),
+            pending: created.pending,
+            created_dirs: created.made_folders,
+            staging: created.direct.then(AlignedBuf::take),
+            final_path,
             total_len,
             written: 0,
+            on_disk: 0,
         })
     }
 
@@ -386,10 +417,16 @@ fn walk(
 pub struct DirShardWriter {
     site: DirSite,
     file: Option<File>,
-    tmp_path: PathBuf,
+    pending: Pending,
+    created_dirs: bool,
+    /// Present for `O_DIRECT` files: bytes not yet written, less than one aligned write.
+    staging: Option<AlignedBuf>,
     final_path: PathBuf,
     total_len: u64,
+    /// Bytes accepted from the caller.
     written: u64,
+    /// Direct writers: bytes in the file (behind `written` by what `staging` holds).
+    on_disk: u64,
 }
 
 impl DirShardWriter {
@@ -409,12 +446,74 @@ impl DirShardWriter {
             return (Err(SiteError::Io(io::ErrorKind::BrokenPipe)), buf);
         };
         let started = Instant::now();
-        let (result, buf) = file.write_all_at(buf, self.written).await;
-        let result = result.map_err(|e| SiteError::from_fs(&e));
+        let (result, buf) = if self.staging.is_some() {
+            let result = self.stage(&buf).await;
+            (result, buf)
+        } else if self.total_len <= SYNC_WRITE_MAX_BYTES {
+            let result = write_all_at_now(file, &buf, self.written);
+            (result.map_err(|e| SiteError::from_fs(&e)), buf)
+        } else {
+            let (result, buf) = file.write_all_at(buf, self.written).await;
+            (result.map_err(|e| SiteError::from_fs(&e)), buf)
+        };
         if result.is_ok() {
             self.written += len;
         }
         (self.site.record(started, result), buf)
+    }
+
+    /// Copies `data` into the staging buffer, writing it out each time it fills.
+    async fn stage(&mut self, mut data: &[u8]) -> Result<(), SiteError> {
+        while !data.is_empty() {
+            let staging = self
+                .staging
+                .as_mut()
+                .ok_or(SiteError::Io(io::ErrorKind::BrokenPipe))?;
+            let taken = staging.push(data);
+            data = &data[taken..];
+            if staging.is_full() {
+                self.write_staged(false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the staged whole blocks with `O_DIRECT`; with `all`, then the unaligned rest
+    /// through the page cache (the shard's last bytes).
+    async fn write_staged(&mut self, all: bool) -> Result<(), SiteError> {
+        let fs = |e: io::Error| SiteError::from_fs(&e);
+        let file = self
+            .file
+            .as_ref()
+            .ok_or(SiteError::Io(io::ErrorKind::BrokenPipe))?;
+        let Some(staging) = self.staging.take() else {
+            return Ok(());
+        };
+        let mut staging = staging;
+        let aligned = staging.aligned_len();
+        if aligned > 0 {
+            let (result, slice) = file
+                .write_all_at(staging.slice(..aligned), self.on_disk)
+                .await;
+            staging = slice.into_inner();
+            if let Err(err) = result {
+                self.staging = Some(staging);
+                return Err(fs(err));
+            }
+            staging.consume_front(aligned);
+            self.on_disk += aligned as u64;
+        }
+        if all && !staging.is_empty() {
+            clear_direct(file).map_err(fs)?;
+            let rest = staging.len();
+            let (result, slice) = file.write_all_at(staging.slice(..rest), self.on_disk).await;
+            staging = slice.into_inner();
+            result.map_err(fs)?;
+            staging.consume_front(rest);
+            self.on_disk += rest as u64;
+        }
+        self.staging = Some(staging);
+        Ok(())
     }
 
     /// Makes the shard durable and visible; see [`super::ShardWriter::finish`].
@@ -438,6 +537,7 @@ impl DirShardWriter {
     async fn commit(&mut self) -> Result<(), SiteError> {
         let fs = |e: io::Error| SiteError::from_fs(&e);
         let always = self.site.0.fsync == FsyncPolicy::Always;
+        self.write_staged(true).await?;
         // `file` is `Some` until commit or discard, and both consume the writer.
         let file = self
             .file
@@ -446,27 +546,39 @@ impl DirShardWriter {
         if always {
             file.sync_all().await.map_err(fs)?;
         }
-        file.close().await.map_err(fs)?;
         let parent = self
             .final_path
             .parent()
             .unwrap_or(&self.site.0.root)
             .to_path_buf();
-        let mut created = false;
-        if !parent.is_dir() {
-            monoio::fs::create_dir_all(&parent).await.map_err(fs)?;
-            created = true;
+        match std::mem::replace(&mut self.pending, Pending::Named(PathBuf::new())) {
+            Pending::Unnamed => {
+                let linked = self.link(&file, &parent).await;
+                file.close().await.map_err(fs)?;
+                linked?;
+            }
+            Pending::Named(tmp_path) => {
+                self.pending = Pending::Named(tmp_path.clone());
+                file.close().await.map_err(fs)?;
+                if !parent.is_dir() {
+                    if !self.site.0.root.is_dir() {
+                        return Err(SiteError::RootMissing);
+                    }
+                    monoio::fs::create_dir_all(&parent).await.map_err(fs)?;
+                    self.created_dirs = true;
+                }
+                monoio::fs::rename(&tmp_path, &self.final_path)
+                    .await
+                    .map_err(fs)?;
+            }
         }
-        monoio::fs::rename(&self.tmp_path, &self.final_path)
-            .await
-            .map_err(fs)?;
         if always {
-            // The rename is durable once the folder holding the new name is; folders created
-            // for this shard must also be recorded in their parents, up to the root.
+            // The new name is durable once the folder holding it is; folders created for this
+            // shard must also be recorded in their parents, up to the root.
             let mut dir = parent.as_path();
             loop {
                 sync_dir(dir).await.map_err(fs)?;
-                if !created || dir == self.site.0.root {
+                if !self.created_dirs || dir == self.site.0.root {
                     break;
                 }
                 match dir.parent() {
@@ -478,14 +590,52 @@ impl DirShardWriter {
         Ok(())
     }
 
+    /// Names the unnamed file under the key. A key that already has a file (a repair
+    /// re-creating a damaged shard) is replaced atomically through a `.tmp` name.
+    async fn link(&mut self, file: &File, parent: &Path) -> Result<(), SiteError> {
+        let fs = |e: io::Error| SiteError::from_fs(&e);
+        match link_unnamed(file, &self.final_path) {
+            Ok(()) => Ok(()),
+            Err(err)
+                if err.kind() == io::ErrorKind::NotFound
+                    && !parent.is_dir()
+                    && self.site.0.root.is_dir() =>
+            {
+                // The key's folder went away since the open (an operator's cleanup).
+                monoio::fs::create_dir_all(parent).await.map_err(fs)?;
+                self.created_dirs = true;
+                link_unnamed(file, &self.final_path).map_err(fs)
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                let key = self
+                    .final_path
+                    .strip_prefix(&self.site.0.root)
+                    .ok()
+                    .and_then(Path::to_str)
+                    .unwrap_or("shard");
+                let tmp_path = self.site.tmp_path_for(key);
+                link_unnamed(file, &tmp_path).map_err(fs)?;
+                self.pending = Pending::Named(tmp_path.clone());
+                monoio::fs::rename(&tmp_path, &self.final_path)
+                    .await
+                    .map_err(fs)?;
+                self.pending = Pending::Unnamed;
+                Ok(())
+            }
+            Err(err) => Err(fs(err)),
+        }
+    }
+
     async fn discard(&mut self) {
         if let Some(file) = self.file.take() {
             let _ = file.close().await;
         }
-        let _ = monoio::fs::remove_file(&self.tmp_path).await;
+        if let Pending::Named(tmp_path) = &self.pending {
+            let _ = monoio::fs::remove_file(tmp_path).await;
+        }
     }
 
-    /// Abandons the shard: the temporary is removed, nothing becomes visible.
+    /// Abandons the shard: nothing becomes visible, the partial file is removed.
     pub async fn abort(mut self) {
         self.discard().await;
     }
@@ -493,10 +643,13 @@ impl DirShardWriter {
 
 impl Drop for DirShardWriter {
     fn drop(&mut self) {
-        // Dropped without finish or abort (the task was cancelled): remove the temporary now
-        // with a quick blocking unlink rather than leave it to the sweep.
+        // Dropped without finish or abort (the task was cancelled): remove a named temporary
+        // now with a quick blocking unlink rather than leave it to the sweep (an unnamed file
+        // goes with its descriptor).
         if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp_path);
+            if let Pending::Named(tmp_path) = &self.pending {
+                let _ = std::fs::remove_file(tmp_path);
+            }
         }
     }
 }
