@@ -323,10 +323,16 @@ impl DirSite {
     ) -> Result<ListPage, SiteError> {
         let started = self.admit()?;
         let mut entries = Vec::new();
-        let result = walk(&self.0.root, "", prefix, continuation, &mut entries)
-            .map_err(|e| SiteError::from_fs(&e));
+        let result = walk(
+            &self.0.root,
+            "",
+            prefix,
+            continuation,
+            LIST_PAGE_MAX + 1,
+            &mut entries,
+        )
+        .map_err(|e| SiteError::from_fs(&e));
         self.record(started, result)?;
-        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let more = entries.len() > LIST_PAGE_MAX;
         entries.truncate(LIST_PAGE_MAX);
         let continuation = if more {
@@ -373,15 +379,24 @@ impl DirSite {
     }
 }
 
-/// Collects the files under `dir` (whose key prefix is `base`) that match `prefix` and sort
-/// after `after`. Skips `.tmp` and anything whose name is not a valid key segment.
+/// Collects, in key order, up to `limit` files under `dir` (whose key prefix is `base`) that
+/// match `prefix` and sort after `after`. Skips `.tmp` and anything whose name is not a valid
+/// key segment.
+///
+/// Siblings are visited in the order of their keys' bytes: a folder `a` as `a/` (every key
+/// under it sorts in one block right after `a/`), so a file `a-b` comes before the folder's
+/// keys and a file `a0` after them. Folders whose keys all sort at or before `after`, or that
+/// cannot hold `prefix`, are not opened, and the walk stops at `limit`: a page costs its own
+/// entries plus one folder listing per level, not a walk of the whole site.
 fn walk(
     dir: &Path,
     base: &str,
     prefix: &str,
     after: Option<&str>,
+    limit: usize,
     out: &mut Vec<ListEntry>,
 ) -> io::Result<()> {
+    let mut children = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
@@ -390,22 +405,33 @@ fn walk(
         if name.starts_with('.') {
             continue;
         }
+        let file_type = entry.file_type()?;
         let key = if base.is_empty() {
             name
         } else {
             format!("{base}/{name}")
         };
-        let file_type = entry.file_type()?;
         if file_type.is_dir() {
-            // Descend only where keys under this folder can match the prefix.
-            let folder = format!("{key}/");
-            if folder.starts_with(prefix) || prefix.starts_with(&folder) {
-                walk(&entry.path(), &key, prefix, after, out)?;
+            children.push((format!("{key}/"), true, entry));
+        } else if file_type.is_file() {
+            children.push((key, false, entry));
+        }
+    }
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (key, is_dir, entry) in children {
+        if out.len() >= limit {
+            break;
+        }
+        if is_dir {
+            // `key` is the folder's prefix, ending in '/'.
+            let holds_prefix = key.starts_with(prefix) || prefix.starts_with(&key);
+            let all_before =
+                after.is_some_and(|after| key.as_str() < after && !after.starts_with(&key));
+            if holds_prefix && !all_before {
+                let base = &key[..key.len() - 1];
+                walk(&entry.path(), base, prefix, after, limit, out)?;
             }
-        } else if file_type.is_file()
-            && key.starts_with(prefix)
-            && after.is_none_or(|after| key.as_str() > after)
-        {
+        } else if key.starts_with(prefix) && after.is_none_or(|after| key.as_str() > after) {
             let len = entry.metadata()?.len();
             out.push(ListEntry { key, len });
         }
