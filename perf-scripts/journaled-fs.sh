@@ -33,7 +33,8 @@ mount)
     truncate -s "$size" "$image"
     mkfs.ext4 -q -F -O has_journal "$image"
     loop=$(losetup --find --show --direct-io=on "$image")
-    mount "$loop" "$dir"
+    # discard: space freed in the filesystem is punched out of the image file again.
+    mount -o discard "$loop" "$dir"
     echo "journaled-fs: $image ($size, ext4 with journal) on $loop mounted at $dir"
     ;;
 umount)

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use monoio::fs::File;
 
 /// How a new shard file becomes visible under its key.
+#[derive(Clone)]
 pub enum Pending {
     /// An `O_TMPFILE` inode: linked under the key at commit.
     Unnamed,

@@ -577,14 +577,13 @@ impl DirShardWriter {
             .parent()
             .unwrap_or(&self.site.0.root)
             .to_path_buf();
-        match std::mem::replace(&mut self.pending, Pending::Named(PathBuf::new())) {
+        match self.pending.clone() {
             Pending::Unnamed => {
                 let linked = self.link(&file, &parent).await;
                 file.close().await.map_err(fs)?;
                 linked?;
             }
             Pending::Named(tmp_path) => {
-                self.pending = Pending::Named(tmp_path.clone());
                 file.close().await.map_err(fs)?;
                 if !parent.is_dir() {
                     if !self.site.0.root.is_dir() {
