@@ -385,6 +385,7 @@ impl Config {
                     path: root.join("sites").join(format!("local-{i}")),
                     fsync: crate::site::config::FsyncPolicy::default(),
                     direct_io: true,
+                    unnamed_files: true,
                 })
             })
             .collect()

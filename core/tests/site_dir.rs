@@ -18,15 +18,21 @@ fn run<F: std::future::Future>(future: F) -> F::Output {
 }
 
 fn dir_site(path: &Path, fsync: FsyncPolicy) -> Result<Site, SiteError> {
-    dir_site_with(path, fsync, true)
+    dir_site_with(path, fsync, true, true)
 }
 
-fn dir_site_with(path: &Path, fsync: FsyncPolicy, direct_io: bool) -> Result<Site, SiteError> {
+fn dir_site_with(
+    path: &Path,
+    fsync: FsyncPolicy,
+    direct_io: bool,
+    unnamed_files: bool,
+) -> Result<Site, SiteError> {
     Site::open(&SiteConfig::Dir(DirSiteConfig {
         name: "disk".into(),
         path: path.to_path_buf(),
         fsync,
         direct_io,
+        unnamed_files,
     }))
 }
 
@@ -100,11 +106,13 @@ fn large_shards_round_trip_at_every_alignment_and_replace_in_place() {
     // Shards of 256 KiB and more go through O_DIRECT and an aligned staging buffer: lengths
     // on and off block and staging boundaries, written in pieces that straddle them (an
     // engine chunk plus its 8-byte checksum, a block less one, one byte), read back exactly,
-    // with the page cache path (direct_io = false) as the control. Writing a key that exists
-    // (a repair re-creating a shard) replaces its bytes whole.
+    // with the page cache path (direct_io = false) as the control, through unnamed files and
+    // through named temporaries. Writing a key that exists (a repair re-creating a shard)
+    // replaces its bytes whole.
     let dir = tempfile::tempdir().expect("tempdir");
-    for direct_io in [true, false] {
-        let site = dir_site_with(dir.path(), FsyncPolicy::Always, direct_io).expect("open");
+    for (direct_io, unnamed) in [(true, true), (false, true), (true, false), (false, false)] {
+        let site =
+            dir_site_with(dir.path(), FsyncPolicy::Always, direct_io, unnamed).expect("open");
         run(async {
             let lengths = [
                 256 << 10,
@@ -114,14 +122,14 @@ fn large_shards_round_trip_at_every_alignment_and_replace_in_place() {
             ];
             for (i, len) in lengths.into_iter().enumerate() {
                 for piece in [(1 << 20) + 8, 4095, 100_003] {
-                    let key = format!("d{direct_io}/l{i}p{piece}");
+                    let key = format!("d{direct_io}u{unnamed}/l{i}p{piece}");
                     let data = pattern(len, i as u8 ^ piece as u8);
                     put(&site, &key, &data, piece).await.expect("put");
                     assert_eq!(site.head(&key).await.expect("head").len, len as u64);
                     assert!(read_all(&site, &key, len).await == data, "{key}");
                 }
             }
-            let key = format!("d{direct_io}/replaced");
+            let key = format!("d{direct_io}u{unnamed}/replaced");
             put(&site, &key, &pattern(300_000, 1), 65_536)
                 .await
                 .expect("put");
@@ -449,15 +457,19 @@ fn a_read_only_disk_is_permission_denied_and_takes_the_site_down() {
 }
 
 const CRASH_CHILD_ENV: &str = "TESSERA_SITE_CRASH_CHILD_DIR";
+const CRASH_CHILD_UNNAMED_ENV: &str = "TESSERA_SITE_CRASH_CHILD_UNNAMED";
 
 #[test]
 fn crash_while_writing_leaves_no_visible_shard() {
-    // Runs itself as a child process that writes a large shard slowly (with O_DIRECT into an
-    // unnamed file), kills it with SIGKILL in the middle of the write, and checks that the key
-    // is absent (head, get, list) and that no partial file is left under any name.
+    // Runs itself as a child process that writes a large shard slowly (with O_DIRECT, into an
+    // unnamed file, then into a named temporary), kills it with SIGKILL in the middle of the
+    // write, and checks that the key is absent (head, get, list): the unnamed file left no
+    // name at all, the named temporary is swept.
     if let Ok(dir) = std::env::var(CRASH_CHILD_ENV) {
         // Child: write forever-ish, telling the parent when the shard is half-written.
-        let site = dir_site(Path::new(&dir), FsyncPolicy::Always).expect("open");
+        let unnamed = std::env::var(CRASH_CHILD_UNNAMED_ENV).is_ok_and(|v| v == "1");
+        let site =
+            dir_site_with(Path::new(&dir), FsyncPolicy::Always, true, unnamed).expect("open");
         run(async {
             let mut writer = site.put_shard("victim/shard", 64 << 20).await.expect("put");
             let mut buf = vec![0xA5u8; 1 << 20];
@@ -475,6 +487,12 @@ fn crash_while_writing_leaves_no_visible_shard() {
         });
         return;
     }
+    for unnamed in [true, false] {
+        crash_one_writer(unnamed);
+    }
+}
+
+fn crash_one_writer(unnamed: bool) {
     let top = tempfile::tempdir().expect("tempdir");
     let site_dir = top.path().join("site");
     std::fs::create_dir(&site_dir).expect("mkdir");
@@ -485,6 +503,7 @@ fn crash_while_writing_leaves_no_visible_shard() {
             "--nocapture",
         ])
         .env(CRASH_CHILD_ENV, &site_dir)
+        .env(CRASH_CHILD_UNNAMED_ENV, if unnamed { "1" } else { "0" })
         .spawn()
         .expect("spawn child");
     let ready = site_dir.with_extension("ready");
@@ -498,12 +517,21 @@ fn crash_while_writing_leaves_no_visible_shard() {
     let status = child.wait().expect("wait");
     assert!(!status.success(), "the child was killed, not finished");
 
-    // The half-written shard was an unnamed file: it died with its process and left no name,
-    // not even a temporary.
-    let temporaries = std::fs::read_dir(site_dir.join(TMP_DIR_NAME))
+    let temporaries: Vec<u64> = std::fs::read_dir(site_dir.join(TMP_DIR_NAME))
         .expect("tmp")
-        .count();
-    assert_eq!(temporaries, 0, "no temporary is left behind");
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .collect();
+    if unnamed {
+        // (A filesystem without O_TMPFILE falls back to a named temporary.)
+        assert!(temporaries.len() <= 1, "{temporaries:?}");
+    } else {
+        assert_eq!(
+            temporaries.len(),
+            1,
+            "the half-written shard is a temporary"
+        );
+        assert!(temporaries[0] >= 4 << 20 && temporaries[0] < 64 << 20);
+    }
     let names: Vec<_> = std::fs::read_dir(site_dir.join("victim"))
         .map(|dir| dir.map(|e| e.expect("entry").file_name()).collect())
         .unwrap_or_default();
@@ -527,4 +555,11 @@ fn crash_while_writing_leaves_no_visible_shard() {
         assert!(matches!(r, Err(SiteError::NotFound)));
         assert!(site.list("", None).await.expect("list").entries.is_empty());
     });
+    let Site::Dir(dir_site) = &site else {
+        panic!("dir site");
+    };
+    assert_eq!(
+        dir_site.sweep_temporaries(Duration::ZERO).expect("sweep"),
+        temporaries.len()
+    );
 }

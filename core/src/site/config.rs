@@ -111,11 +111,17 @@ pub struct DirSiteConfig {
     pub fsync: FsyncPolicy,
     /// `direct_io`: write shards of 256 KiB and more with `O_DIRECT`, bypassing the page
     /// cache (default true; ignored where the filesystem refuses it).
-    #[serde(default = "default_direct_io")]
+    #[serde(default = "yes")]
     pub direct_io: bool,
+    /// `unnamed_files`: write each shard into an `O_TMPFILE` inode and link it under its key
+    /// when complete (default true); false: a named temporary under `.tmp`, renamed. A crash
+    /// leaves an unnamed inode that only an ext4 *without* a journal keeps (until fsck), while
+    /// named temporaries are swept; set false there if crashes are frequent.
+    #[serde(default = "yes")]
+    pub unnamed_files: bool,
 }
 
-fn default_direct_io() -> bool {
+fn yes() -> bool {
     true
 }
 
@@ -386,6 +392,7 @@ mod tests {
             path: "x".into(),
             fsync: FsyncPolicy::Never,
             direct_io: true,
+            unnamed_files: true,
         });
         assert!(matches!(relative.validate(), Err(SiteError::Config(_))));
         let mut s3 = S3SiteConfig::new("b", "https://h", "r", "Bad_Bucket", "ak", "sk");

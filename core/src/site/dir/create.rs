@@ -55,11 +55,12 @@ pub struct Support {
 }
 
 impl Support {
-    /// Tries unnamed files; tries `O_DIRECT` only if `direct` (the site's `direct_io`).
+    /// Tries unnamed files only if `unnamed` (the site's `unnamed_files`), `O_DIRECT` only if
+    /// `direct` (its `direct_io`).
     #[must_use]
-    pub fn new(direct: bool) -> Support {
+    pub fn new(direct: bool, unnamed: bool) -> Support {
         Support {
-            tmpfile: Cell::new(true),
+            tmpfile: Cell::new(unnamed),
             direct: Cell::new(direct),
         }
     }

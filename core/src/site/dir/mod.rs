@@ -113,7 +113,7 @@ impl DirSite {
             health: RefCell::new(Health::new(DIR_DOWN_AFTER_ERRORS, DIR_PROBE_INTERVAL)),
             tag: format!("{}-{}", std::process::id(), hex::encode(random)),
             seq: Cell::new(0),
-            support: Support::new(config.direct_io),
+            support: Support::new(config.direct_io, config.unnamed_files),
         })))
     }
 
