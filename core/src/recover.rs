@@ -466,60 +466,20 @@ fn multipart_object(
 /// site, so that `tessera recover` can tell which parts make it up. Called by
 /// CompleteMultipartUpload before its metadata commit; succeeds once as many copies are durable
 /// as the strictest write quorum among the object's parts (the index must survive whatever
-/// the parts survive).
+/// the parts survive). Copies that failed are not recorded anywhere: the scrub finds sites
+/// without a copy and writes one there ([`write_part_index_copy`], `engine::scrub`).
 pub async fn write_part_index(engine: &Engine, object: &Object) -> Result<(), S3Error> {
     let mut quorum = 1;
-    let mut parts = Vec::with_capacity(object.parts.len());
     for part in &object.parts {
         let (_, shape) = policy::resolve(&object.policy, part.size);
         quorum = quorum.max(engine.quorum(&shape));
-        parts.push(IndexedPart {
-            number: u16::try_from(part.number)
-                .map_err(|_| crate::engine::internal("part number out of range"))?,
-            size: part.size,
-            etag: part.etag,
-            shards: part.shards.iter().map(|s| (s.site, s.backend_id)).collect(),
-        });
     }
+    let index = part_index(object)?;
     let copies = engine.sites.len();
     let quorum = quorum.min(copies);
-    let index = PartIndex {
-        policy: object.policy,
-        parts,
-    };
     let written = join_all((0..copies).map(|site| {
-        let footer = manifest::encode(&Manifest {
-            shard: site as u8,
-            k: 1,
-            n: copies as u8,
-            replica: true,
-            chunk_size: 0,
-            size: object.size,
-            version_id: object.version_id,
-            mtime_ms: object.mtime_ms,
-            md5: object.etag.md5,
-            etag_parts: object.etag.parts,
-            part_number: 0,
-            checksum: None,
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            headers: object.headers.clone(),
-            user_metadata: object.user_metadata.clone(),
-            index: Some(index.clone()),
-        });
-        async move {
-            let key = backend_key(&crate::engine::random_id().ok()?);
-            let mut writer = engine.sites[site]
-                .put_shard(&key, footer.len() as u64)
-                .await
-                .ok()?;
-            let (result, _) = writer.write(footer).await;
-            if result.is_err() {
-                writer.abort().await;
-                return None;
-            }
-            writer.finish().await.ok()
-        }
+        let footer = part_index_footer(object, &index, site, copies);
+        async move { write_part_index_copy(engine, site, footer).await.ok() }
     }))
     .await;
     let durable = written.iter().filter(|w| w.is_some()).count();
@@ -529,6 +489,79 @@ pub async fn write_part_index(engine: &Engine, object: &Object) -> Result<(), S3
         )));
     }
     Ok(())
+}
+
+/// The part index of a multipart object: which parts, and which of their shards, make it up.
+pub fn part_index(object: &Object) -> Result<PartIndex, S3Error> {
+    let mut parts = Vec::with_capacity(object.parts.len());
+    for part in &object.parts {
+        parts.push(IndexedPart {
+            number: u16::try_from(part.number)
+                .map_err(|_| crate::engine::internal("part number out of range"))?,
+            size: part.size,
+            etag: part.etag,
+            shards: part.shards.iter().map(|s| (s.site, s.backend_id)).collect(),
+        });
+    }
+    Ok(PartIndex {
+        policy: object.policy,
+        parts,
+    })
+}
+
+/// The footer-only shard holding the part index copy for site `site` of `copies` (one per
+/// configured site). The same bytes for a given object and site whenever it is built: the
+/// record's parts never change their shards' sites or ids.
+#[must_use]
+pub fn part_index_footer(
+    object: &Object,
+    index: &PartIndex,
+    site: usize,
+    copies: usize,
+) -> Vec<u8> {
+    manifest::encode(&Manifest {
+        shard: site as u8,
+        k: 1,
+        n: copies as u8,
+        replica: true,
+        chunk_size: 0,
+        size: object.size,
+        version_id: object.version_id,
+        mtime_ms: object.mtime_ms,
+        md5: object.etag.md5,
+        etag_parts: object.etag.parts,
+        part_number: 0,
+        checksum: None,
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        headers: object.headers.clone(),
+        user_metadata: object.user_metadata.clone(),
+        index: Some(index.clone()),
+    })
+}
+
+/// Writes one part index copy, `footer`, at site `site` under a fresh backend id.
+pub async fn write_part_index_copy(
+    engine: &Engine,
+    site: usize,
+    footer: Vec<u8>,
+) -> Result<(), S3Error> {
+    let key = backend_key(&crate::engine::random_id()?);
+    let site = engine
+        .sites
+        .get(site)
+        .ok_or_else(|| crate::engine::internal("no such site"))?;
+    let failed = |e: SiteError| crate::engine::unavailable(format!("site {}: {e}", site.name()));
+    let mut writer = site
+        .put_shard(&key, footer.len() as u64)
+        .await
+        .map_err(failed)?;
+    let (result, _) = writer.write(footer).await;
+    if let Err(e) = result {
+        writer.abort().await;
+        return Err(failed(e));
+    }
+    writer.finish().await.map_err(failed)
 }
 
 /// What `tessera recover` was asked to do.

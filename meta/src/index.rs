@@ -236,6 +236,31 @@ impl Index {
             .unwrap_or_default()
     }
 
+    /// Objects in (bucket, key) order, starting strictly after `after` (from the first object
+    /// when `None`): lets a background walk over every object proceed in bounded pages that
+    /// resume where the previous one stopped, whatever was committed in between.
+    pub fn objects_after<'a>(
+        &'a self,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        let (first_bucket, after_key): (String, Option<Box<[u8]>>) = match after {
+            Some((bucket, key)) => (bucket.to_owned(), Some(key.as_bytes().into())),
+            None => (String::new(), None),
+        };
+        self.buckets
+            .range(first_bucket.clone()..)
+            .flat_map(move |(name, state)| {
+                let lower = match &after_key {
+                    Some(key) if *name == first_bucket => std::ops::Bound::Excluded(key.clone()),
+                    _ => std::ops::Bound::Unbounded,
+                };
+                state
+                    .ordered
+                    .range((lower, std::ops::Bound::Unbounded))
+                    .filter_map(move |(key, _)| state.objects.get(key))
+            })
+    }
+
     /// Queue entries of one kind in id order, strictly after `after_id`.
     pub fn queue(&self, kind: QueueKind, after_id: u64) -> impl Iterator<Item = &QueueEntry> {
         self.queues
@@ -324,6 +349,36 @@ mod tests {
         });
         assert!(index.bucket("b").is_none());
         assert_eq!(index, Index::new(), "an emptied index equals a new one");
+    }
+
+    #[test]
+    fn objects_walk_in_order_and_resume() {
+        // Walks objects of two buckets in (bucket, key) order, resumes strictly after a cursor
+        // (also one naming a key deleted since, or a bucket that sorts between), and ends.
+        let mut index = Index::new();
+        for (bucket_name, key) in [("b", "k2"), ("a", "z"), ("b", "k1"), ("a", "a"), ("c", "x")] {
+            index.apply(Op::PutObject(typical_object(bucket_name, key, 1)));
+        }
+        let walk = |after: Option<(&str, &str)>| -> Vec<(String, String)> {
+            index
+                .objects_after(after)
+                .map(|o| (o.bucket.clone(), o.key.clone()))
+                .collect()
+        };
+        let all = walk(None);
+        let names: Vec<(&str, &str)> = all.iter().map(|(b, k)| (b.as_str(), k.as_str())).collect();
+        assert_eq!(
+            names,
+            [("a", "a"), ("a", "z"), ("b", "k1"), ("b", "k2"), ("c", "x")]
+        );
+        assert_eq!(walk(Some(("a", "z"))), all[2..]);
+        assert_eq!(
+            walk(Some(("b", "k0"))),
+            all[2..],
+            "a cursor on a missing key"
+        );
+        assert_eq!(walk(Some(("bb", ""))), all[4..], "a cursor between buckets");
+        assert!(walk(Some(("c", "x"))).is_empty());
     }
 
     #[test]

@@ -14,11 +14,13 @@
 //!   Storage trait (storage.rs): FileStorage on io_uring, MemStorage with crash images
 //!   upload_condition.rs: the check behind commit_if_upload (complete vs abort, atomically)
 //!   multipart_checksum.rs: composite / part checksums kept in v1 fields
+//!   crash_point.rs: an env-armed abort before repair-queue commits, for crash tests
 //! ```
 //!
 //! What it does not do: talk to sites, decide placement, or keep object versions other than the
 //! current one. Records are versioned (`record::v1` is frozen; see `docs/meta-format.md`).
 
+pub mod crash_point;
 mod error;
 pub mod frame;
 pub mod index;

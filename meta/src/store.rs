@@ -308,6 +308,7 @@ impl<S: Storage + 'static> MetaStore<S> {
         if st.pending_txns.len() >= APPENDS_PENDING_MAX {
             return Err(MetaError::Busy);
         }
+        crate::crash_point::check(&ops);
         let lsn = st.next_lsn;
         let txn = Txn { ops };
         encode_frame(&mut st.pending, lsn, &txn)?;

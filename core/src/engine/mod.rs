@@ -22,6 +22,7 @@ pub mod read;
 pub mod repair;
 pub mod scrub;
 pub mod settle;
+pub mod sweep;
 
 use std::cell::RefCell;
 

@@ -22,9 +22,10 @@
 //! Runs as bounded steps on each core, walking the queue batch by batch; an entry whose site
 //! is still failing stays queued and is retried on a later walk.
 //!
-//! Not done here: finding `Pending` shards that have no queue entry. The record and its queue
-//! entries are separate commits, so a crash between them leaves such a shard, and reads skip
-//! it as known-bad rather than report it; nothing sweeps the index for them yet.
+//! `Pending` shards with no queue entry (a crash between an object record's commit and its
+//! queue entries' commit, which are on different cores) are found by the sweep
+//! ([`super::sweep`]) this worker runs at start and every `SWEEP_INTERVAL`. Missing part-index
+//! copies are not shards of the record: the scrub re-creates them (`super::scrub`).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -147,10 +148,17 @@ pub fn flat_shards(object: &Object) -> impl Iterator<Item = (usize, &Shard)> {
         .enumerate()
 }
 
-/// Runs forever on this core.
+/// Runs forever on this core: the sweep at start and every `SWEEP_INTERVAL`, and the queue
+/// in between.
 pub async fn run(engine: Rc<Engine>, meta: MetaClient) {
+    let mut sweep = super::sweep::Sweep::new(super::sweep::process_start_ms());
+    let mut swept_at: Option<std::time::Instant> = None;
     let mut after_id = 0;
     loop {
+        if swept_at.is_none_or(|at| at.elapsed() >= super::sweep::SWEEP_INTERVAL) {
+            sweep.sweep(&meta).await;
+            swept_at = Some(std::time::Instant::now());
+        }
         let (progressed, next) = step(&engine, &meta, after_id).await;
         after_id = next;
         if !progressed {

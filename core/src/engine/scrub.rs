@@ -24,8 +24,26 @@
 //! Each core decides only for the keys it owns, against its own index, so a verdict never
 //! crosses cores; the price is that every core reads every manifest (cheap: two small reads
 //! per shard per pass, at a low rate).
+//!
+//! The same pass restores missing *part-index copies* (the footer-only shards
+//! CompleteMultipartUpload writes to every site so that `tessera recover` can rebuild a
+//! multipart object). No metadata records which sites hold one (the record format is frozen,
+//! and a copy lost later would not be recorded anyway), so they are found by looking:
+//!
+//! ```text
+//!  one site listed to its end, every manifest read (else: no conclusion for it this pass)
+//!     └─ version ids of the part-index copies seen there for this core's current objects
+//!  this core's multipart objects (Index::objects_after pages) without a copy at that site
+//!     └─ also missing at the previous complete listing? ─► write a copy, built from the
+//!        record (recover::part_index_footer: the bytes Complete wrote but for the site byte)
+//!        else ─► remember: a Complete may have written it after the listing passed its key
+//! ```
+//!
+//! A failed write stops the writes to that site for the pass. Time to full redundancy: two
+//! complete listings of the site after it returns (two pass intervals at most, see
+//! [`pass_interval`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -52,6 +70,11 @@ pub const SCRUB_PASS_INTERVAL_MIN: Duration = Duration::from_millis(200);
 /// Unreferenced shards remembered between passes (~40 bytes each, so ~2.6 MiB per core at
 /// most). Beyond it new sightings are not remembered; they are collected in later passes.
 pub const SCRUB_SUSPECTS_MAX: usize = 65_536;
+/// Part-index copies a site listing may record for one core (8 bytes each). A core with more
+/// multipart objects than this skips the part-index check of that site, and says so.
+pub const PART_INDEX_SEEN_MAX: usize = 1 << 20;
+/// Multipart objects examined per page when looking for missing part-index copies.
+pub const PART_INDEX_PAGE_OBJECTS: usize = 1024;
 
 /// What the scrub does with one shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +140,81 @@ pub struct Scrub {
     /// Orphans deleted since start.
     pub deleted: u64,
     warned_unknown_bucket: bool,
+    /// (site, object version) found without a part-index copy at the last complete listing of
+    /// that site.
+    index_suspects: HashSet<(SiteId, u64)>,
+    /// Part-index copies written since start.
+    pub index_copies_written: u64,
+}
+
+/// What one listing of one site saw of this core's part-index copies.
+#[derive(Debug, Default)]
+pub struct Census {
+    /// Version ids of the current objects that have a copy at the site.
+    pub seen: HashSet<u64>,
+    /// False when the listing or a manifest read failed, or `seen` overflowed: nothing may
+    /// be concluded from what was not seen.
+    pub complete: bool,
+}
+
+impl Census {
+    fn new() -> Self {
+        Census {
+            seen: HashSet::new(),
+            complete: true,
+        }
+    }
+
+    /// Records a manifest the scrub judged: a part-index copy that the index references.
+    pub fn note(&mut self, manifest: &Manifest, verdict: Verdict) {
+        if manifest.index.is_some() && verdict == Verdict::Referenced {
+            if self.seen.len() < PART_INDEX_SEEN_MAX {
+                self.seen.insert(manifest.version_id);
+            } else {
+                self.complete = false;
+            }
+        }
+    }
+}
+
+/// Whether a failed manifest read leaves the site's census complete: the key is simply not a
+/// readable shard (damaged or foreign footer, deleted since the listing), as opposed to a
+/// site that failed to answer.
+#[must_use]
+pub fn read_failure_is_conclusive(error: &crate::site::SiteError) -> bool {
+    use crate::site::SiteError;
+    matches!(
+        error,
+        SiteError::Protocol(_) | SiteError::NotFound | SiteError::InvalidRange
+    )
+}
+
+/// Appends to `out` the (key, version) of up to `objects_max` multipart objects after
+/// `after` whose version has no part-index copy in `seen`; returns the cursor of the last
+/// object examined (`None` at the end).
+pub fn missing_part_indexes<S: std::hash::BuildHasher>(
+    index: &Index,
+    after: Option<(&str, &str)>,
+    objects_max: usize,
+    seen: &HashSet<u64, S>,
+    out: &mut Vec<(String, String, u64)>,
+) -> Option<(String, String)> {
+    let mut last = None;
+    for object in index.objects_after(after).take(objects_max) {
+        if !object.parts.is_empty() && !seen.contains(&object.version_id) {
+            out.push((object.bucket.clone(), object.key.clone(), object.version_id));
+        }
+        last = Some((object.bucket.clone(), object.key.clone()));
+    }
+    let more = index
+        .objects_after(last.as_ref().map(|(b, k)| (b.as_str(), k.as_str())))
+        .next()
+        .is_some();
+    if last.is_some() && more {
+        last
+    } else {
+        None
+    }
 }
 
 /// Runs forever on this core (stopped with the runtime).
@@ -147,26 +245,37 @@ impl Scrub {
                     ));
                 }
             }
+            let mut census = Census::new();
             let mut continuation: Option<String> = None;
             loop {
                 // A failing site is skipped for this pass; its suspects wait for the next.
                 let Ok(page) = site.list("", continuation.as_deref()).await else {
+                    census.complete = false;
                     break;
                 };
                 for batch in page.entries.chunks(SCRUB_BATCH_MAX) {
                     let read = join_all(batch.iter().map(|entry| async move {
                         let id = backend_id_of(&entry.key)?;
-                        let manifest = read_manifest(site, &entry.key, entry.len).await.ok()?;
+                        let manifest = read_manifest(site, &entry.key, entry.len).await;
                         Some((entry.key.as_str(), id, manifest))
                     }))
                     .await;
                     for (key, id, manifest) in read.into_iter().flatten() {
+                        let manifest = match manifest {
+                            Ok(manifest) => manifest,
+                            Err(e) => {
+                                census.complete &= read_failure_is_conclusive(&e);
+                                continue;
+                            }
+                        };
                         if partition_of(&manifest.bucket, &manifest.key, meta.cores()) != meta.core
                         {
                             continue;
                         }
-                        self.judge(site, site_id, key, id, &manifest, meta, grace_ms)
+                        let found = self
+                            .judge(site, site_id, key, id, &manifest, meta, grace_ms)
                             .await;
+                        census.note(&manifest, found);
                     }
                     monoio::time::sleep(SCRUB_STEP_PAUSE).await;
                 }
@@ -175,11 +284,102 @@ impl Scrub {
                     None => break,
                 }
             }
+            if census.complete {
+                self.restore_part_indexes(engine, meta, site_id, &census.seen)
+                    .await;
+            } else if census.seen.len() >= PART_INDEX_SEEN_MAX {
+                crate::runtime::log(format_args!(
+                    "scrub: more than {PART_INDEX_SEEN_MAX} part indexes at site {}: \
+                     missing copies there are not looked for",
+                    site.name()
+                ));
+            }
         }
         // Forget shards not seen this pass (deleted by the purge worker, or a site that
         // failed): they are judged afresh when seen again.
         let pass = self.pass;
         self.suspects.retain(|_, (_, seen)| *seen == pass);
+    }
+
+    /// Writes the part-index copies site `site_id` lacks (see the module docs), given the
+    /// versions `seen` there by a complete listing.
+    async fn restore_part_indexes(
+        &mut self,
+        engine: &Engine,
+        meta: &MetaClient,
+        site_id: SiteId,
+        seen: &HashSet<u64>,
+    ) {
+        let mut missing = Vec::new();
+        let mut cursor: Option<(String, String)> = None;
+        loop {
+            let next = meta.local.with_index(|index| {
+                let after = cursor.as_ref().map(|(b, k)| (b.as_str(), k.as_str()));
+                missing_part_indexes(index, after, PART_INDEX_PAGE_OBJECTS, seen, &mut missing)
+            });
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+            monoio::time::sleep(SCRUB_STEP_PAUSE).await;
+        }
+        let before = std::mem::take(&mut self.index_suspects);
+        let (confirmed, fresh): (Vec<_>, Vec<_>) = missing
+            .into_iter()
+            .partition(|(_, _, version)| before.contains(&(site_id, *version)));
+        // Other sites' suspects stay; this site's are replaced by what this listing found.
+        self.index_suspects = before
+            .into_iter()
+            .filter(|(site, _)| *site != site_id)
+            .chain(fresh.iter().map(|(_, _, version)| (site_id, *version)))
+            .take(SCRUB_SUSPECTS_MAX)
+            .collect();
+        let site = &engine.sites[usize::from(site_id)];
+        for (written, (bucket, key, version_id)) in confirmed.into_iter().enumerate() {
+            // The record again, now: it may have been replaced or deleted since the walk.
+            let Some(object) = meta
+                .local
+                .object(&bucket, &key)
+                .filter(|o| o.version_id == version_id && !o.parts.is_empty())
+            else {
+                continue;
+            };
+            let footer = match crate::recover::part_index(&object) {
+                Ok(index) => crate::recover::part_index_footer(
+                    &object,
+                    &index,
+                    usize::from(site_id),
+                    engine.sites.len(),
+                ),
+                Err(e) => {
+                    crate::runtime::log(format_args!("scrub: part index of {bucket}/{key}: {e}"));
+                    continue;
+                }
+            };
+            match crate::recover::write_part_index_copy(engine, usize::from(site_id), footer).await
+            {
+                Ok(()) => {
+                    self.index_copies_written += 1;
+                    crate::runtime::log(format_args!(
+                        "scrub: wrote the missing part index of {bucket}/{key} at site {}",
+                        site.name()
+                    ));
+                }
+                Err(e) => {
+                    // Remembered, so the next complete listing retries it at once.
+                    if self.index_suspects.len() < SCRUB_SUSPECTS_MAX {
+                        self.index_suspects.insert((site_id, version_id));
+                    }
+                    crate::runtime::log(format_args!(
+                        "scrub: writing the part index of {bucket}/{key}: {e}; retried next pass"
+                    ));
+                    break;
+                }
+            }
+            if (written + 1) % SCRUB_BATCH_MAX == 0 {
+                monoio::time::sleep(SCRUB_STEP_PAUSE).await;
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)] // One shard's identity and context, all needed.
@@ -192,7 +392,7 @@ impl Scrub {
         manifest: &Manifest,
         meta: &MetaClient,
         grace_ms: u64,
-    ) {
+    ) -> Verdict {
         let now = super::now_ms();
         // The verdict is computed synchronously from the index: no other task runs between
         // the lookup and the decision.
@@ -210,19 +410,19 @@ impl Scrub {
         }
         if found != Verdict::Orphan {
             self.suspects.remove(&(site_id, id));
-            return;
+            return found;
         }
         let pass = self.pass;
         let Some((first_seen, seen)) = self.suspects.get_mut(&(site_id, id)) else {
             if self.suspects.len() < SCRUB_SUSPECTS_MAX {
                 self.suspects.insert((site_id, id), (now, pass));
             }
-            return;
+            return found;
         };
         *seen = pass;
         let first_seen = *first_seen;
         if now.saturating_sub(first_seen) < grace_ms {
-            return;
+            return found;
         }
         // Re-check after the awaits above: a commit may have landed since the verdict.
         let still = meta
@@ -230,7 +430,7 @@ impl Scrub {
             .with_index(|index| verdict(index, manifest, &id, now, grace_ms));
         if still != Verdict::Orphan {
             self.suspects.remove(&(site_id, id));
-            return;
+            return still;
         }
         match site.delete(key).await {
             Ok(()) => {
@@ -249,12 +449,14 @@ impl Scrub {
                 site.name()
             )),
         }
+        found
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::site::SiteError;
     use tessera_meta::{
         Bucket, ContentHeaders, ETag, Object, ObjectPart, Op, Policy, Shard, ShardState, Upload,
         UploadPart,
@@ -380,6 +582,67 @@ mod tests {
         assert_eq!(judge(&index_manifest, 50, late), Verdict::Orphan);
         // A clock behind the manifest's write time never makes an orphan.
         assert_eq!(judge(&manifest("nokey", 4, 0), 7, 0), Verdict::Young);
+    }
+
+    /// A listing's census counts only part-index copies the index references; the walk then
+    /// names exactly the current multipart objects whose version it did not see, page by page.
+    #[test]
+    fn missing_part_index_copies() {
+        let mut index = Index::new();
+        index.apply(Op::PutBucket(Bucket {
+            name: "b".into(),
+            created_ms: 0,
+            policy: Policy::Replica { n: 3 },
+            owner: "o".into(),
+        }));
+        let part = |id| ObjectPart {
+            number: 1,
+            size: 10,
+            etag: [0; 16],
+            shards: vec![shard(id)],
+        };
+        index.apply(Op::PutObject(object("k", 5, vec![shard(1)], Vec::new())));
+        index.apply(Op::PutObject(object("m1", 6, Vec::new(), vec![part(2)])));
+        index.apply(Op::PutObject(object("m2", 8, Vec::new(), vec![part(3)])));
+        index.apply(Op::PutObject(object("m3", 9, Vec::new(), vec![part(4)])));
+        let mut census = Census::new();
+        let mut copy = manifest("m1", 6, 0);
+        copy.index = Some(super::super::manifest::PartIndex {
+            policy: Policy::Replica { n: 3 },
+            parts: Vec::new(),
+        });
+        census.note(&copy, Verdict::Referenced);
+        // A copy of an older version (an orphan) and a data shard are not copies of the
+        // current objects.
+        let mut stale = copy.clone();
+        stale.version_id = 7;
+        census.note(&stale, Verdict::Orphan);
+        census.note(&manifest("m2", 8, 1), Verdict::Referenced);
+        assert!(census.complete);
+        assert_eq!(census.seen, HashSet::from([6]));
+        for page in [1, 2, 10] {
+            let mut missing = Vec::new();
+            let mut cursor: Option<(String, String)> = None;
+            loop {
+                let after = cursor.as_ref().map(|(b, k)| (b.as_str(), k.as_str()));
+                match missing_part_indexes(&index, after, page, &census.seen, &mut missing) {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let names: Vec<(&str, u64)> =
+                missing.iter().map(|(_, k, v)| (k.as_str(), *v)).collect();
+            assert_eq!(names, [("m2", 8), ("m3", 9)], "page of {page}");
+        }
+        // Only failures that say "no shard here" leave the census complete.
+        assert!(read_failure_is_conclusive(&SiteError::NotFound));
+        assert!(read_failure_is_conclusive(&SiteError::Protocol(
+            "bad footer"
+        )));
+        assert!(!read_failure_is_conclusive(&SiteError::Io(
+            std::io::ErrorKind::Other
+        )));
+        assert!(!read_failure_is_conclusive(&SiteError::RootMissing));
     }
 
     /// The pass interval follows the grace period within its bounds.
