@@ -19,7 +19,7 @@ import pytest
 from conftest import Gateway, binary
 
 CREATORS = 8
-ROUNDS = 60
+ROUNDS = 30
 
 
 def _create_then_put(gw, bucket, barrier, index):
