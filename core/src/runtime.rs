@@ -49,6 +49,37 @@ impl Shared {
     }
 }
 
+/// Fails with `AddrInUse` when another socket already listens on `addr`.
+///
+/// The cores' listeners share their address through `SO_REUSEPORT`, and Linux lets any other
+/// process of the same user join such a group: a second gateway started on a busy port would
+/// start "successfully" and the kernel would split new connections between the two processes,
+/// each with its own metadata (a bucket created through one answers `NoSuchBucket` through the
+/// other). A probe bound *without* `SO_REUSEPORT` conflicts with every listener on the address,
+/// whatever its options, so trying one first tells whether the address is really free.
+/// `SO_REUSEADDR` keeps connections of an earlier run in `TIME_WAIT` from counting. Port 0
+/// (pick any) is never busy.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let probe = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
+            e.kind(),
+            "another process already listens there (is a gateway still running?)",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// Binds one listener with `SO_REUSEPORT` so every core can bind the same address.
 pub fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let domain = if addr.is_ipv4() {
@@ -90,6 +121,15 @@ fn allowed_cpus() -> Vec<usize> {
 /// has stopped.
 pub fn serve(config: Config, keyring: Keyring) -> std::io::Result<()> {
     let cores = config.core_count();
+    ensure_free(config.server.listen).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("listen {}: {e}", config.server.listen))
+    })?;
+    ensure_free(config.server.admin_listen).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("admin listen {}: {e}", config.server.admin_listen),
+        )
+    })?;
     let listeners: Vec<std::net::TcpListener> = (0..cores)
         .map(|_| reuseport_listener(config.server.listen))
         .collect::<std::io::Result<_>>()
@@ -261,4 +301,26 @@ fn start_signal_thread(shared: Arc<Shared>, listener_fds: Vec<i32>) -> std::io::
 pub fn log(args: std::fmt::Arguments<'_>) {
     let now = httpdate::fmt_http_date(std::time::SystemTime::now());
     eprintln!("{now} tessera: {args}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address held by a `SO_REUSEPORT` listener (as another gateway's cores hold theirs) is
+    /// reported busy, although a second `SO_REUSEPORT` bind would succeed; once that listener
+    /// is gone the address is free again.
+    #[test]
+    fn a_reuseport_listener_of_another_process_makes_the_address_busy() {
+        let first = reuseport_listener("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let addr = first.local_addr().expect("address");
+        // What used to happen silently: the kernel lets a second group member in.
+        let joined = reuseport_listener(addr).expect("SO_REUSEPORT shares the port");
+        drop(joined);
+        let err = ensure_free(addr).expect_err("the address is in use");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        drop(first);
+        ensure_free(addr).expect("free once the listener closed");
+        ensure_free("127.0.0.1:0".parse().expect("address")).expect("port 0 is never busy");
+    }
 }

@@ -3,6 +3,18 @@
 //! Bucket records are global: every core keeps them, so a bucket lookup is always local. A
 //! create or delete is committed on every core (a broadcast through the mesh) before it is
 //! acknowledged.
+//!
+//! Creates and deletes hold the process-wide bucket lock (`MetaClient::lock_buckets`) from
+//! their first check to the end of their broadcast, so:
+//! - a bucket one core shows has reached every core: `BucketAlreadyOwnedByYou` is never
+//!   answered while another create's broadcast is still on its way (the client's next request
+//!   could otherwise land on a core that answers `NoSuchBucket`);
+//! - two creates of one name give one `200` and one `409`, and a create and a delete of one
+//!   name never interleave core by core.
+//!
+//! A gateway stopped in the middle of a broadcast can leave a bucket on some cores only (its
+//! client got no answer). A repeated create finishes it (the record is committed on the cores
+//! that lack it before the `409`), and so does a delete (it looks on every core).
 
 use tessera_http::s3::router::ListBucketsParams;
 use tessera_http::xml::{
@@ -66,7 +78,11 @@ pub async fn create(
             ));
         }
     }
-    if ctx.meta.local.bucket(name).is_some() {
+    let _lock = ctx.meta.lock_buckets().await;
+    if let Some(existing) = ctx.meta.local.bucket(name) {
+        // Created before: make sure every core has it (a create interrupted by a stop may have
+        // reached only some of them), then answer as S3 does.
+        commit_where_missing(ctx, &existing).await?;
         return Err(S3Error::new(
             S3ErrorCode::BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it.",
@@ -78,17 +94,51 @@ pub async fn create(
         policy: ctx.default_policy,
         owner: access_key.to_owned(),
     };
-    for result in ctx
-        .meta
-        .broadcast(&MetaRequest::Commit(vec![Op::PutBucket(bucket)]))
-        .await
-    {
+    broadcast_commit(ctx, Op::PutBucket(bucket)).await?;
+    Ok(Response::empty(200).with_header("Location", format!("/{name}")))
+}
+
+/// Commits `op` on every core and waits until each has it durable (and applied).
+async fn broadcast_commit(ctx: &CoreCtx, op: Op) -> Result<(), S3Error> {
+    for result in ctx.meta.broadcast(&MetaRequest::Commit(vec![op])).await {
         match answer(result)? {
             MetaResponse::Committed(_) => {}
             other => return Err(unexpected(&other)),
         }
     }
-    Ok(Response::empty(200).with_header("Location", format!("/{name}")))
+    Ok(())
+}
+
+/// The bucket record `name` as every core holds it (core order; `None` where it is missing).
+async fn bucket_on_every_core(ctx: &CoreCtx, name: &str) -> Result<Vec<Option<Bucket>>, S3Error> {
+    let request = MetaRequest::Bucket {
+        name: name.to_owned(),
+    };
+    let mut records = Vec::with_capacity(ctx.meta.cores());
+    for result in ctx.meta.broadcast(&request).await {
+        match answer(result)? {
+            MetaResponse::Bucket(record) => records.push(record),
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(records)
+}
+
+/// Commits `bucket` on the cores that lack it. Runs under the bucket lock.
+async fn commit_where_missing(ctx: &CoreCtx, bucket: &Bucket) -> Result<(), S3Error> {
+    let records = bucket_on_every_core(ctx, &bucket.name).await?;
+    for (core, record) in records.iter().enumerate() {
+        if record.is_some() {
+            continue;
+        }
+        let commit = MetaRequest::Commit(vec![Op::PutBucket(bucket.clone())]);
+        let core = tessera_meta::CoreId(u16::try_from(core).expect("core count fits u16"));
+        match answer(ctx.meta.call(core, commit).await)? {
+            MetaResponse::Committed(_) => {}
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(())
 }
 
 /// `HEAD /bucket`.
@@ -151,7 +201,15 @@ pub fn list(ctx: &CoreCtx, access_key: &str, params: &ListBucketsParams) -> Resp
 
 /// `DELETE /bucket`: refused while any core holds an object or an upload of the bucket.
 pub async fn delete(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
-    require(ctx, name)?;
+    let _lock = ctx.meta.lock_buckets().await;
+    if ctx.meta.local.bucket(name).is_none() {
+        // Normally no core has it. A create interrupted by a stop may have left it on other
+        // cores, though: then this delete removes it from them.
+        let records = bucket_on_every_core(ctx, name).await?;
+        if records.iter().all(Option::is_none) {
+            require(ctx, name)?;
+        }
+    }
     let stats = MetaRequest::Stats {
         bucket: name.to_owned(),
     };
@@ -173,17 +231,12 @@ pub async fn delete(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
             "The bucket you tried to delete is not empty: it has multipart uploads in progress",
         ));
     }
-    for result in ctx
-        .meta
-        .broadcast(&MetaRequest::Commit(vec![Op::DeleteBucket {
+    broadcast_commit(
+        ctx,
+        Op::DeleteBucket {
             name: name.to_owned(),
-        }]))
-        .await
-    {
-        match answer(result)? {
-            MetaResponse::Committed(_) => {}
-            other => return Err(unexpected(&other)),
-        }
-    }
+        },
+    )
+    .await?;
     Ok(Response::empty(204))
 }
