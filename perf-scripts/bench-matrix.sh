@@ -17,9 +17,11 @@
 #     --baseline-kind rclone|radosgw
 #     --fsync always|never   --mode unsigned|signed|chunked-crc32|chunked-signed
 #     --out DIR (default /tmp/tessera-bench-matrix)   --no-build
-#     --state DIR  where the gateway's metadata and every site's data live (default OUT/state);
-#                  on a root filesystem without a journal, use a perf-scripts/journaled-fs.sh
-#                  mount (small-object figures there depend on recent deletions)
+#     --state DIR  where the gateway's metadata and every site's data live (default OUT/state)
+#     --journaled-fs  put the state on a journaled ext4 in a loop-mounted image (OUT-fs.img,
+#                  mounted at OUT-fs, removed at the end; needs root): for machines whose own
+#                  filesystem is an ext4 without a journal, where small-object figures depend
+#                  on how much was deleted in the last seconds (see perf-scripts/journaled-fs.sh)
 #     --quick     sizes "4KiB 1MiB 64MiB", concurrency "1 16", repeat 1, duration 3s
 #     --publish   copy the report to bench/RESULTS.md and the plots to bench/plots/
 #
@@ -44,6 +46,7 @@ FSYNC=always
 MODE=unsigned
 OUT=/tmp/tessera-bench-matrix
 STATE=
+JOURNALED=0
 BUILD=1
 PUBLISH=0
 while [ $# -gt 0 ]; do
@@ -63,10 +66,11 @@ while [ $# -gt 0 ]; do
     --mode) MODE=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --state) STATE=$2; shift 2 ;;
+    --journaled-fs) JOURNALED=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --publish) PUBLISH=1; shift ;;
     --quick) SIZES="4KiB 1MiB 64MiB"; CONCURRENCY="1 16"; REPEAT=1; DURATION=3s; shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "bench-matrix: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -84,7 +88,16 @@ fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT/runs"
-trap 'bash "$CLUSTER" stop all >/dev/null 2>&1 || true' EXIT
+cleanup() {
+    bash "$CLUSTER" stop all >/dev/null 2>&1 || true
+    if [ "$JOURNALED" = 1 ]; then bash perf-scripts/journaled-fs.sh umount "$OUT-fs" >/dev/null || true; fi
+}
+trap cleanup EXIT
+if [ "$JOURNALED" = 1 ]; then
+    mountpoint -q "$OUT-fs" && bash perf-scripts/journaled-fs.sh umount "$OUT-fs" >/dev/null
+    bash perf-scripts/journaled-fs.sh mount "$OUT-fs"
+    export BENCH_STATE="$OUT-fs/state"
+fi
 eval "$(bash "$CLUSTER" env)"
 export AWS_ACCESS_KEY_ID=$BENCH_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$BENCH_SECRET_KEY
 

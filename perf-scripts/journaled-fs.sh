@@ -44,6 +44,7 @@ umount)
         case "$loop" in /dev/loop*) losetup -d "$loop" 2>/dev/null || true ;; esac
     fi
     rm -f "$image"
+    rmdir "$dir" 2>/dev/null || true
     echo "journaled-fs: $dir unmounted, $image removed"
     ;;
 *) die "unknown action $action (mount or umount)" ;;
