@@ -2,7 +2,8 @@
 //! every chunk, and reconstruct from parity when a shard is missing, slow to fail, or corrupt.
 //!
 //! ```text
-//!  range ─► stripes a..b in batches of ≈ READ_BATCH_BYTES
+//!  range ─► stripes a..b in batches of ≈ LOCAL_READ_BATCH_BYTES (all shards on dir sites)
+//!          or READ_BATCH_BYTES (any shard on an s3 site)
 //!        ─► per needed shard: one ranged read of the batch's chunks (+ CRC trailers)
 //!        ─► verify each chunk ─ bad/missing? ─► read more shards until k are good
 //!                                             ─► Codec::reconstruct per stripe
@@ -24,8 +25,15 @@ use super::policy::{self, Resolved};
 use super::{backend_key, internal, unavailable, Engine};
 use crate::site::{ByteRange, SiteError};
 
-/// Object data fetched per shard per step, bounding memory per GET to about n × this.
+/// Object data fetched per step when a shard lives on a remote (`s3`) site: large enough that
+/// a round trip to a distant region moves megabytes. Bounds memory per GET to about this.
 pub const READ_BATCH_BYTES: u64 = 8 << 20;
+/// Object data fetched per step when every shard is on a local (`dir`) site, where a step costs
+/// no round trip: buffers this small stay in the CPU caches and the per-core buffer pool.
+/// GET 64 MiB, ec 2+1, 3 dir sites, `--cores 2`, measured against 8 MiB steps: concurrency 4,
+/// 2,479 → 4,101 MiB/s, 0.38 → 0.27 gateway CPU-s/GiB, peak RSS 165 → 62 MiB; concurrency 64,
+/// 2,660 → 3,288 MiB/s, 0.53 → 0.40 CPU-s/GiB, 887 → 276 MiB.
+pub const LOCAL_READ_BATCH_BYTES: u64 = 2 << 20;
 
 /// Streams the bytes of `range` of one stored unit (a whole object or one multipart part).
 pub struct Segment {
@@ -40,6 +48,8 @@ pub struct Segment {
     bad: ShardSet,
     /// Of those, the ones found missing or corrupt (not merely unreachable): they need repair.
     damaged: ShardSet,
+    /// Object bytes per step (see [`LOCAL_READ_BATCH_BYTES`]).
+    batch_bytes: u64,
     /// Flattened index (see `repair::flat_index`) of this unit's shard 0 in the object the
     /// reader was made for: 0 for a whole object, the shard count of the earlier parts for a
     /// part. Damage is reported by flattened index.
@@ -105,6 +115,17 @@ impl Segment {
                 bad = bad.with(index);
             }
         }
+        let all_local = object.shards.iter().all(|shard| {
+            engine
+                .sites
+                .get(usize::from(shard.site))
+                .is_none_or(|site| matches!(site, crate::site::Site::Dir(_)))
+        });
+        let batch_bytes = if all_local {
+            LOCAL_READ_BATCH_BYTES
+        } else {
+            READ_BATCH_BYTES
+        };
         Ok(Segment {
             engine,
             object,
@@ -115,6 +136,7 @@ impl Segment {
             end_stripe,
             bad,
             damaged: ShardSet::EMPTY,
+            batch_bytes,
             flat_base: 0,
         })
     }
@@ -124,7 +146,7 @@ impl Segment {
         if self.next_stripe >= self.end_stripe {
             return Ok(None);
         }
-        let per_batch = (READ_BATCH_BYTES / self.layout.stripe_data_size()).max(1);
+        let per_batch = (self.batch_bytes / self.layout.stripe_data_size()).max(1);
         let stripes = self.next_stripe..(self.next_stripe + per_batch).min(self.end_stripe);
         self.next_stripe = stripes.end;
         let chunks = self.fetch_batch(stripes.clone()).await?;
