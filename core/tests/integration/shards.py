@@ -1,8 +1,41 @@
-"""Reading shard files of `dir` sites from tests: manifest footers (layout:
-core/src/engine/manifest.rs), data shards and footer-only part-index copies."""
+"""Tests of gateways on `dir` sites: their configuration, multipart uploads, and reading the
+shard files (manifest footers (layout: core/src/engine/manifest.rs), data shards and
+footer-only part-index copies)."""
 
+import hashlib
 import os
 import time
+
+
+def dir_sites_config(root, engine, sites=3):
+    """A config with the `[engine]` lines `engine` and `sites` dir sites disk-0.. under `root`
+    (created)."""
+    lines = [f"[engine]\n{engine}"]
+    for i in range(sites):
+        path = os.path.join(root, f"disk-{i}")
+        os.makedirs(path, exist_ok=True)
+        lines.append(f'[[sites]]\nkind = "dir"\nname = "disk-{i}"\npath = "{path}"\n')
+    return "\n".join(lines)
+
+
+def upload_parts(s3, bucket, key, sizes):
+    """A completed multipart upload of random parts of `sizes`; returns the object's bytes."""
+    parts = [os.urandom(size) for size in sizes]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etags = [s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1, Body=p)["ETag"]
+             for n, p in enumerate(parts)]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]})
+    return b"".join(parts)
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def get(s3, bucket, key):
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def footer(path):

@@ -5,14 +5,14 @@ needs one to rebuild a multipart object from the sites alone. A site that was do
 completion, or that lost its copy later, gets a copy again from the scrub (it lists every site
 and finds multipart objects without a copy there)."""
 
-import hashlib
 import os
 import shutil
 import subprocess
 import time
 
 from conftest import Gateway, binary
-from shards import data_shards, footer, part_index_copies, read, wait_for
+from shards import (data_shards, dir_sites_config, footer, get, part_index_copies, read, sha,
+                    upload_parts, wait_for)
 
 CORES = 2
 # Short grace: scrub passes every ~0.4 s.
@@ -20,32 +20,9 @@ GRACE_MS = 1500
 
 
 def config_text(root, policy, sites, extra=""):
-    lines = [f'[engine]\ndefault_policy = "{policy}"\nplacement = "priority"\n'
-             f'orphan_grace_ms = {GRACE_MS}\n{extra}']
-    for i in range(sites):
-        path = os.path.join(root, f"disk-{i}")
-        os.makedirs(path, exist_ok=True)
-        lines.append(f'[[sites]]\nkind = "dir"\nname = "disk-{i}"\npath = "{path}"\n')
-    return "\n".join(lines)
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def get(s3, bucket, key):
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def upload(s3, bucket, key, sizes):
-    parts = [os.urandom(size) for size in sizes]
-    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    etags = [s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1, Body=p)["ETag"]
-             for n, p in enumerate(parts)]
-    s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=uid,
-        MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]})
-    return b"".join(parts)
+    engine = (f'default_policy = "{policy}"\nplacement = "priority"\n'
+              f'orphan_grace_ms = {GRACE_MS}\n{extra}')
+    return dir_sites_config(root, engine, sites)
 
 
 def same_but_site(a, b):
@@ -73,7 +50,7 @@ def test_copy_missed_at_complete_is_written_and_recover_uses_it(tmp_path):
         s3 = gw.client()
         s3.create_bucket(Bucket="pix")
         shutil.rmtree(disk1)
-        data = upload(s3, "pix", "mp", [5 << 20, 1 << 20])
+        data = upload_parts(s3, "pix", "mp", [5 << 20, 1 << 20])
         assert len(part_index_copies(disk0, "pix", "mp")) == 1
         # Several scrub passes with the site still missing write nothing and break nothing.
         time.sleep(1.5)
@@ -125,7 +102,7 @@ def test_lost_copy_is_written_again(tmp_path):
     try:
         s3 = gw.client()
         s3.create_bucket(Bucket="pix")
-        data = upload(s3, "pix", "mp", [5 << 20, 5 << 20, 100_000])
+        data = upload_parts(s3, "pix", "mp", [5 << 20, 5 << 20, 100_000])
         disks = [os.path.join(root, f"disk-{i}") for i in range(3)]
         copies = [part_index_copies(d, "pix", "mp") for d in disks]
         assert [len(c) for c in copies] == [1, 1, 1], copies

@@ -3,103 +3,36 @@ that a read finds missing or corrupt is re-created byte for byte, part shards th
 wrote while a site was down are re-created once the upload is completed and the site is back,
 and `tessera recover` rebuilds the object from the repaired shards."""
 
-import hashlib
 import os
 import shutil
 import subprocess
 import time
 
 from conftest import Gateway, binary
+from shards import (dir_sites_config, footer, get, read, sha, shard_files, upload_parts,
+                    wait_for)
 
 CORES = 2
 PART_SIZES = (5 << 20, 5 << 20, 1 << 20)
-REPAIR_TIMEOUT_S = 30
 
 
 def config_text(root, extra=""):
-    lines = [f'[engine]\ndefault_policy = "ec:2+1"\nplacement = "priority"\n{extra}']
-    for i in range(3):
-        path = os.path.join(root, f"disk-{i}")
-        os.makedirs(path, exist_ok=True)
-        lines.append(f'[[sites]]\nkind = "dir"\nname = "disk-{i}"\npath = "{path}"\n')
-    return "\n".join(lines)
-
-
-def footer(path):
-    """The manifest footer of a shard file as (body bytes, fields), or None if it has none.
-    Layout: core/src/engine/manifest.rs."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 16 or data[-4:] != b"TSM1":
-        return None
-    body_len = int.from_bytes(data[-16:-12], "little")
-    body = data[len(data) - 16 - body_len:len(data) - 16]
-    u16 = lambda at: int.from_bytes(body[at:at + 2], "little")
-    bucket_len = u16(86)
-    key_at = 88 + bucket_len
-    fields = {
-        "shard": body[1],
-        "k": body[2],
-        "n": body[3],
-        "size": int.from_bytes(body[9:17], "little"),
-        "version_id": int.from_bytes(body[17:25], "little"),
-        "part": u16(51),
-        "bucket": body[88:key_at].decode(),
-        "key": body[key_at + 2:key_at + 2 + u16(key_at)].decode(),
-    }
-    return body, fields
+    return dir_sites_config(root, f'default_policy = "ec:2+1"\nplacement = "priority"\n{extra}')
 
 
 def part_shards(root, bucket, key):
     """(part number, shard index) -> path of every part shard of `bucket/key` at every site."""
     found = {}
-    for path, _, files in os.walk(root):
-        if "/.tmp" in path:
-            continue
-        for name in files:
-            full = os.path.join(path, name)
-            parsed = footer(full)
-            if parsed is None:
-                continue
-            fields = parsed[1]
-            if fields["bucket"] == bucket and fields["key"] == key and fields["part"] > 0:
-                assert (fields["part"], fields["shard"]) not in found, "two copies of one shard"
-                found[(fields["part"], fields["shard"])] = full
+    for path, fields in shard_files(root):
+        if fields["bucket"] == bucket and fields["key"] == key and fields["part"] > 0:
+            assert (fields["part"], fields["shard"]) not in found, "two copies of one shard"
+            found[(fields["part"], fields["shard"])] = path
     return found
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def wait_for(predicate, what, timeout=REPAIR_TIMEOUT_S):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def upload(s3, bucket, key):
     """A 3-part upload (5 MiB + 5 MiB + 1 MiB), completed; returns the object's bytes."""
-    parts = [os.urandom(size) for size in PART_SIZES]
-    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    etags = [s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n + 1, Body=p)["ETag"]
-             for n, p in enumerate(parts)]
-    s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=uid,
-        MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]})
-    return b"".join(parts)
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def get(s3, bucket, key):
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return upload_parts(s3, bucket, key, PART_SIZES)
 
 
 def test_missing_part_shard_is_recreated(tmp_path):

@@ -7,7 +7,6 @@ moment the repair entries are about to be committed (meta/src/crash_point.rs), w
 state a SIGKILL or power cut there leaves. After a restart the sweep must find the pending
 shards and queue them, and the repair worker must re-create them."""
 
-import hashlib
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import Gateway
-from shards import data_shards, read, wait_for
+from shards import data_shards, dir_sites_config, get, sha, wait_for
 
 CORES = 2
 CRASH_ENV = {"TESSERA_TEST_CRASH_POINT": "before-repair-queue"}
@@ -25,20 +24,8 @@ CRASH_ENV = {"TESSERA_TEST_CRASH_POINT": "before-repair-queue"}
 def config_text(root):
     # Priority placement: shard i of every object and part is at disk-i. A write quorum of 2
     # lets writes succeed with one site down (the default for 2+1 is all three).
-    lines = ['[engine]\ndefault_policy = "ec:2+1"\nplacement = "priority"\nwrite_quorum = 2\n']
-    for i in range(3):
-        path = os.path.join(root, f"disk-{i}")
-        os.makedirs(path, exist_ok=True)
-        lines.append(f'[[sites]]\nkind = "dir"\nname = "disk-{i}"\npath = "{path}"\n')
-    return "\n".join(lines)
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def get(s3, bucket, key):
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return dir_sites_config(
+        root, 'default_policy = "ec:2+1"\nplacement = "priority"\nwrite_quorum = 2\n')
 
 
 def start(data_dir, text, env=None):
