@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tessera_core::site::config::{DirSiteConfig, FsyncPolicy};
 use tessera_core::site::dir::TMP_DIR_NAME;
-use tessera_core::site::{ByteRange, HealthState, Site, SiteConfig, SiteError};
+use tessera_core::site::{ByteRange, ChunkBuf, HealthState, Site, SiteConfig, SiteError};
 
 fn run<F: std::future::Future>(future: F) -> F::Output {
     monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
@@ -107,7 +107,7 @@ fn large_shards_round_trip_at_every_alignment_and_replace_in_place() {
     // on and off block and staging boundaries, written in pieces that straddle them (an
     // engine chunk plus its 8-byte checksum, a block less one, one byte), read back exactly,
     // with the page cache path (direct_io = false) as the control, through unnamed files and
-    // through named temporaries. Writing a key that exists (a repair re-creating a shard)
+    // through named temporaries; and in engine chunk buffers written without a copy. Writing a key that exists (a repair re-creating a shard)
     // replaces its bytes whole.
     let dir = tempfile::tempdir().expect("tempdir");
     for (direct_io, unnamed) in [(true, true), (false, true), (true, false), (false, false)] {
@@ -126,6 +126,17 @@ fn large_shards_round_trip_at_every_alignment_and_replace_in_place() {
                     let data = pattern(len, i as u8 ^ piece as u8);
                     put(&site, &key, &data, piece).await.expect("put");
                     assert_eq!(site.head(&key).await.expect("head").len, len as u64);
+                    assert!(read_all(&site, &key, len).await == data, "{key}");
+                }
+                // As the engine writes: chunk buffers with the head room the writer asks for
+                // (written from the buffer itself), or with the wrong room (copied), then a
+                // footer from a plain buffer.
+                for honest in [true, false] {
+                    let key = format!("d{direct_io}u{unnamed}/l{i}chunks{honest}");
+                    let data = pattern(len, i as u8 ^ 0x5a);
+                    put_chunks(&site, &key, &data, (1 << 20) + 8, honest)
+                        .await
+                        .expect("put chunks");
                     assert!(read_all(&site, &key, len).await == data, "{key}");
                 }
             }
@@ -166,6 +177,34 @@ async fn put(site: &Site, key: &str, data: &[u8], piece: usize) -> Result<(), Si
             return Err(err);
         }
     }
+    writer.finish().await
+}
+
+/// Writes `data` in `piece`-byte chunk buffers that leave the head room the writer asks for
+/// (`honest`) or one byte more when it asks for any, then the last 100 bytes as a footer.
+async fn put_chunks(
+    site: &Site,
+    key: &str,
+    data: &[u8],
+    piece: usize,
+    honest: bool,
+) -> Result<(), SiteError> {
+    let mut writer = site.put_shard(key, data.len() as u64).await?;
+    let (body, footer) = data.split_at(data.len().saturating_sub(100));
+    let mut buf = ChunkBuf::take(piece);
+    for chunk in body.chunks(piece) {
+        let room = writer.head_room();
+        buf.reset(if honest || room == 0 { room } else { room + 1 });
+        buf.extend_from_slice(chunk);
+        let (result, back) = writer.write_chunk(buf).await;
+        buf = back;
+        if let Err(err) = result {
+            writer.abort().await;
+            return Err(err);
+        }
+    }
+    let (result, _) = writer.write(footer.to_vec()).await;
+    result?;
     writer.finish().await
 }
 

@@ -21,6 +21,8 @@ use std::rc::Rc;
 
 use md5_many::{Md5Many, Md5State};
 
+use crate::site::ChunkBuf;
+
 /// One core's MD5 lanes.
 pub struct Md5Lanes {
     kernel: Md5Many,
@@ -48,7 +50,7 @@ impl std::fmt::Debug for Md5Lanes {
 struct Job {
     state: Cell<Md5State>,
     /// The data buffers and how many leading bytes of each belong to the object.
-    buffers: RefCell<Vec<Vec<u8>>>,
+    buffers: RefCell<Vec<ChunkBuf>>,
     lengths: Vec<usize>,
     done: Cell<bool>,
 }
@@ -115,12 +117,17 @@ impl Md5Lanes {
         self.jobs.set(self.jobs.get() + jobs.len() as u64);
         let rounds = jobs.iter().map(|j| j.lengths.len()).max().unwrap_or(0);
         let mut states: Vec<Md5State> = jobs.iter().map(|j| j.state.get()).collect();
-        let buffers: Vec<std::cell::Ref<'_, Vec<Vec<u8>>>> =
+        let buffers: Vec<std::cell::Ref<'_, Vec<ChunkBuf>>> =
             jobs.iter().map(|j| j.buffers.borrow()).collect();
         for round in 0..rounds {
-            let mut members: Vec<(usize, &[u8])> = (0..jobs.len())
-                .filter(|&j| round < jobs[j].lengths.len())
-                .map(|j| (j, &buffers[j][round][..jobs[j].lengths[round]]))
+            let mut members: Vec<(usize, &[u8])> = jobs
+                .iter()
+                .zip(&buffers)
+                .enumerate()
+                .filter_map(|(j, (job, buffers))| {
+                    let len = *job.lengths.get(round)?;
+                    Some((j, &buffers.get(round)?.payload()[..len]))
+                })
                 .collect();
             self.hash_round(&mut states, &mut members);
         }
@@ -197,7 +204,7 @@ impl Md5Stream<'_> {
     /// Queues the first `lengths[i]` bytes of `buffers[i]`, in order, for hashing, and returns
     /// the buffers of the previous submission (hashing the queue first if needed), or `None`
     /// on the first call: the caller then needs a second set of buffers.
-    pub fn submit(&mut self, buffers: Vec<Vec<u8>>, lengths: Vec<usize>) -> Option<Vec<Vec<u8>>> {
+    pub fn submit(&mut self, buffers: Vec<ChunkBuf>, lengths: Vec<usize>) -> Option<Vec<ChunkBuf>> {
         debug_assert_eq!(buffers.len(), lengths.len());
         let previous = self.reclaim();
         let job = Rc::new(Job {
@@ -212,7 +219,7 @@ impl Md5Stream<'_> {
     }
 
     /// The buffers of the pending submission once hashed (hashing the queue if needed).
-    fn reclaim(&mut self) -> Option<Vec<Vec<u8>>> {
+    fn reclaim(&mut self) -> Option<Vec<ChunkBuf>> {
         let job = self.pending.take()?;
         if !job.done.get() {
             self.lanes.run_batch();
@@ -224,7 +231,7 @@ impl Md5Stream<'_> {
 
     /// The MD5 of everything submitted, and the last submission's buffers.
     #[must_use]
-    pub fn finish(mut self) -> ([u8; 16], Option<Vec<Vec<u8>>>) {
+    pub fn finish(mut self) -> ([u8; 16], Option<Vec<ChunkBuf>>) {
         let buffers = self.reclaim();
         (self.state.finalize(), buffers)
     }
@@ -265,7 +272,7 @@ mod tests {
             .collect();
         let mut streams: Vec<(Md5Stream<'_>, usize)> =
             objects.iter().map(|_| (lanes.stream(), 0)).collect();
-        let mut spare: Vec<Option<Vec<Vec<u8>>>> = objects.iter().map(|_| None).collect();
+        let mut spare: Vec<Option<Vec<ChunkBuf>>> = objects.iter().map(|_| None).collect();
         // Round-robin with a stride that varies per stream, so batches mix streams unevenly.
         for round in 0..1000 {
             for (s, object) in objects.iter().enumerate() {
@@ -284,15 +291,19 @@ mod tests {
                 } else {
                     1 + (s * 7919 + round * 31) % 9000
                 };
-                let mut buffers = spare[s].take().unwrap_or_else(|| vec![Vec::new(); k]);
-                buffers.resize(k, Vec::new());
+                let mut buffers = spare[s].take().unwrap_or_default();
+                buffers.truncate(k);
+                while buffers.len() < k {
+                    buffers.push(ChunkBuf::take(9_005));
+                }
                 let mut lengths = Vec::new();
                 for buffer in &mut buffers {
-                    buffer.clear();
+                    buffer.reset(s % 3);
                     let take = chunk.min(object.len() - *offset);
                     buffer.extend_from_slice(&object[*offset..*offset + take]);
                     // Padding past the object's bytes must not be hashed.
-                    buffer.resize(chunk + 5, 0xAA);
+                    buffer.set_payload_len(chunk + 5);
+                    buffer.payload_mut()[take..].fill(0xAA);
                     lengths.push(take);
                     *offset += take;
                 }

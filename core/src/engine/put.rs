@@ -23,7 +23,7 @@ use super::policy::{self, Resolved};
 use super::read::ObjectReader;
 use super::{backend_key, internal, now_ms, random_id, unavailable, Engine};
 use crate::server::body::RequestBody;
-use crate::site::ShardWriter;
+use crate::site::{ChunkBuf, ShardWriter};
 
 /// Where the bytes of a stored object come from: a client's request body, or another stored
 /// object being copied. The stripe pipeline reads through this and nothing else, so a copy
@@ -32,9 +32,9 @@ use crate::site::ShardWriter;
 // be `Send`, which is what this lint warns about.
 #[allow(async_fn_in_trait)]
 pub trait ByteSource {
-    /// Appends exactly `n` bytes to `out`; `IncompleteBody` (or the read error) if the source
-    /// ends or fails first.
-    async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error>;
+    /// Fills all of `out`; `IncompleteBody` (or the read error) if the source ends or fails
+    /// first.
+    async fn fill_exact(&mut self, out: &mut [u8]) -> Result<(), S3Error>;
 
     /// Hands the MD5 to the pipeline (which hashes in the core's SIMD lanes) if the source
     /// would compute one and has not been read yet; true if it did.
@@ -53,10 +53,9 @@ pub trait ByteSource {
 impl ByteSource for RequestBody<'_, '_> {
     fn fill_exact(
         &mut self,
-        out: &mut Vec<u8>,
-        n: usize,
+        out: &mut [u8],
     ) -> impl std::future::Future<Output = Result<(), S3Error>> {
-        self.read_exact_into(out, n)
+        self.read_exact(out)
     }
 
     fn defer_md5(&mut self) -> bool {
@@ -137,9 +136,10 @@ impl ReaderSource {
 }
 
 impl ByteSource for ReaderSource {
-    async fn fill_exact(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error> {
-        let mut left = n;
-        while left > 0 {
+    async fn fill_exact(&mut self, out: &mut [u8]) -> Result<(), S3Error> {
+        let mut filled = 0;
+        while filled < out.len() {
+            let left = out.len() - filled;
             if self.offset == self.piece.len() {
                 let Some(piece) = self.reader.next().await? else {
                     return Err(S3Error::new(
@@ -159,10 +159,10 @@ impl ByteSource for ReaderSource {
             if let Some(hasher) = &mut self.checksum_hasher {
                 hasher.update(data);
             }
-            out.extend_from_slice(data);
+            out[filled..filled + take].copy_from_slice(data);
             self.offset += take;
             self.delivered += take as u64;
-            left -= take;
+            filled += take;
         }
         Ok(())
     }
@@ -558,39 +558,46 @@ impl Engine {
         hashers: &mut StripeHashers<'_>,
     ) -> Result<(), S3Error> {
         let chunk_capacity = layout.chunk_size() as usize + tessera_ec::CHECKSUM_LEN;
-        let mut buffers: Vec<Vec<u8>> = (0..shape.n)
-            .map(|_| Vec::with_capacity(chunk_capacity))
+        let mut buffers: Vec<ChunkBuf> = (0..shape.n)
+            .map(|_| ChunkBuf::take(chunk_capacity))
             .collect();
         let mut checksums = vec![0_u64; shape.n];
         for index in 0..layout.stripe_count() {
             let stripe = layout.stripe(index);
             let chunk_len = stripe.chunk_len as usize;
+            // Each buffer leaves the room its writer asks for (a direct dir writer's unaligned
+            // tail), so that writer sends it without copying.
+            for (buffer, writer) in buffers.iter_mut().zip(writers.iter()) {
+                buffer.reset(writer.as_ref().map_or(0, ShardWriter::head_room));
+            }
             for (i, buffer) in buffers.iter_mut().enumerate().take(shape.k) {
-                buffer.clear();
                 let range = stripe.data_chunk_range(i);
-                body.fill_exact(buffer, (range.end - range.start) as usize)
-                    .await?;
+                let filled = (range.end - range.start) as usize;
+                buffer.set_payload_len(filled);
+                body.fill_exact(buffer.payload_mut()).await?;
                 if let Some(hasher) = &mut hashers.whole {
-                    hasher.update(buffer);
+                    hasher.update(buffer.payload());
                 }
-                buffer.resize(chunk_len, 0);
+                // A short last chunk is zero-padded to the stripe's chunk length.
+                buffer.set_payload_len(chunk_len);
+                buffer.payload_mut()[filled..].fill(0);
             }
             if shape.replica {
                 let (first, rest) = buffers.split_at_mut(1);
                 for copy in rest {
-                    copy.clear();
-                    copy.extend_from_slice(&first[0]);
+                    copy.extend_from_slice(first[0].payload());
                 }
-                let checksum = tessera_ec::chunk_checksum(&first[0]);
+                let checksum = tessera_ec::chunk_checksum(first[0].payload());
                 checksums.fill(checksum);
             } else {
+                // Parity is written whole by the encoder: no need to clear it first.
                 for parity in &mut buffers[shape.k..] {
-                    parity.clear();
-                    parity.resize(chunk_len, 0);
+                    parity.set_payload_len(chunk_len);
                 }
                 let (data, parity) = buffers.split_at_mut(shape.k);
-                let data: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-                let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+                let data: Vec<&[u8]> = data.iter().map(ChunkBuf::payload).collect();
+                let mut parity: Vec<&mut [u8]> =
+                    parity.iter_mut().map(ChunkBuf::payload_mut).collect();
                 self.with_codec(shape.k, shape.n - shape.k, |codec| {
                     codec.encode_with_checksums(&data, &mut parity, &mut checksums)
                 })?
@@ -599,12 +606,12 @@ impl Engine {
             for (buffer, checksum) in buffers.iter_mut().zip(&checksums) {
                 buffer.extend_from_slice(&tessera_ec::checksum_trailer(*checksum));
             }
-            let taken: Vec<Vec<u8>> = buffers.iter_mut().map(std::mem::take).collect();
+            let taken: Vec<ChunkBuf> = std::mem::take(&mut buffers);
             let results = join_all(writers.iter_mut().zip(taken).map(
                 |(writer, buffer)| async move {
                     match writer {
                         Some(w) => {
-                            let (result, buffer) = w.write(buffer).await;
+                            let (result, buffer) = w.write_chunk(buffer).await;
                             (result.is_ok(), buffer)
                         }
                         None => (false, buffer),
@@ -612,10 +619,8 @@ impl Engine {
                 },
             ))
             .await;
-            for ((writer, buffer), (ok, returned)) in
-                writers.iter_mut().zip(buffers.iter_mut()).zip(results)
-            {
-                *buffer = returned;
+            for (writer, (ok, returned)) in writers.iter_mut().zip(results) {
+                buffers.push(returned);
                 if !ok {
                     if let Some(failed) = writer.take() {
                         failed.abort().await;
@@ -626,8 +631,7 @@ impl Engine {
             if let Some(md5) = &mut hashers.md5 {
                 // This stripe's data buffers go to the MD5 lanes; the previous stripe's come
                 // back (a second set on the first stripe).
-                let data: Vec<Vec<u8>> =
-                    buffers[..shape.k].iter_mut().map(std::mem::take).collect();
+                let data: Vec<ChunkBuf> = buffers.drain(..shape.k).collect();
                 let lengths = (0..shape.k)
                     .map(|i| {
                         let range = stripe.data_chunk_range(i);
@@ -636,12 +640,10 @@ impl Engine {
                     .collect();
                 let back = md5.submit(data, lengths).unwrap_or_else(|| {
                     (0..shape.k)
-                        .map(|_| Vec::with_capacity(chunk_capacity))
+                        .map(|_| ChunkBuf::take(chunk_capacity))
                         .collect()
                 });
-                for (slot, buffer) in buffers.iter_mut().zip(back) {
-                    *slot = buffer;
-                }
+                buffers.splice(..0, back);
             }
         }
         Ok(())

@@ -134,14 +134,14 @@ impl<'r, 'c> RequestBody<'r, 'c> {
         }
     }
 
-    /// Appends exactly `n` payload bytes to `out`; `IncompleteBody` if the body ends first.
-    pub async fn read_exact_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<(), S3Error> {
-        let mut left = n;
-        while left > 0 {
-            match self.next_max(left).await? {
+    /// Fills all of `out` with payload; `IncompleteBody` if the body ends first.
+    pub async fn read_exact(&mut self, out: &mut [u8]) -> Result<(), S3Error> {
+        let mut filled = 0;
+        while filled < out.len() {
+            match self.next_max(out.len() - filled).await? {
                 Some(data) => {
-                    left -= data.len();
-                    out.extend_from_slice(data);
+                    out[filled..filled + data.len()].copy_from_slice(data);
+                    filled += data.len();
                 }
                 None => {
                     return Err(S3Error::new(

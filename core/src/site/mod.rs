@@ -21,6 +21,7 @@
 //! Each core builds its own `Site` values from the shared [`config::SiteConfig`] list: sites
 //! hold sockets, files and `Rc`s, and never cross cores.
 
+pub mod chunk_buf;
 pub mod config;
 pub mod dir;
 pub mod health;
@@ -29,6 +30,7 @@ pub mod s3;
 use std::fmt;
 use std::io;
 
+pub use chunk_buf::{ChunkBuf, ShardBytes};
 pub use config::SiteConfig;
 pub use dir::{DirShardWriter, DirSite};
 pub use health::{HealthEffect, HealthSnapshot, HealthState};
@@ -381,6 +383,26 @@ impl ShardWriter {
     pub async fn write(&mut self, buf: Vec<u8>) -> (Result<(), SiteError>, Vec<u8>) {
         match self {
             ShardWriter::Dir(w) => w.write(buf).await,
+            ShardWriter::S3(w) => w.write(buf).await,
+        }
+    }
+
+    /// Bytes of head room the next [`ShardWriter::write_chunk`] buffer should leave in front
+    /// of its payload (see [`chunk_buf`]); 0 for writers that send buffers as they are.
+    #[must_use]
+    pub fn head_room(&self) -> usize {
+        match self {
+            ShardWriter::Dir(w) => w.head_room(),
+            ShardWriter::S3(_) => 0,
+        }
+    }
+
+    /// Appends the payload of `buf` to the shard and gives the buffer back (also on error).
+    /// With the head room [`ShardWriter::head_room`] asked for, a direct dir writer writes
+    /// from `buf` itself instead of copying it; any other head room only costs that copy.
+    pub async fn write_chunk(&mut self, buf: ChunkBuf) -> (Result<(), SiteError>, ChunkBuf) {
+        match self {
+            ShardWriter::Dir(w) => w.write_chunk(buf).await,
             ShardWriter::S3(w) => w.write(buf).await,
         }
     }

@@ -6,6 +6,8 @@
 //!                     or, where unsupported, ROOT/.tmp/<k with '/'→'+'>.<core tag>.<seq>
 //!  write(buf)      ─► buffered: write_all_at(buf, offset)
 //!                     direct:   copy into an aligned staging buffer, write whole blocks
+//!  write_chunk(cb) ─► direct:   staged tail into cb's head room, write cb's whole blocks
+//!                               from cb itself, stage the rest (under one block)
 //!  finish()        ─► len == n? ─► last unaligned bytes (buffered) ─► fsync file
 //!                     ─► link (or rename) to ROOT/k ─► fsync ROOT/<dir of k>
 //!                                                  (fsync steps only with fsync = "always")
@@ -31,10 +33,13 @@ use monoio::buf::{IoBuf as _, IoBufMut as _};
 use monoio::fs::File;
 
 use self::create::{clear_direct, link_unnamed, write_all_at_now, Pending, Support};
-use self::staging::AlignedBuf;
+use self::staging::{AlignedBuf, ALIGN};
 use super::config::{DirSiteConfig, FsyncPolicy};
 use super::health::{Admission, Health, HealthSnapshot};
-use super::{check_key, ByteRange, ListEntry, ListPage, ShardInfo, SiteError, LIST_PAGE_MAX};
+use super::{
+    check_key, ByteRange, ChunkBuf, ListEntry, ListPage, ShardBytes, ShardInfo, SiteError,
+    LIST_PAGE_MAX,
+};
 
 /// Name of the folder under the root that holds shards being written.
 pub const TMP_DIR_NAME: &str = ".tmp";
@@ -456,36 +461,92 @@ pub struct DirShardWriter {
 }
 
 impl DirShardWriter {
-    /// Appends `buf`; see [`super::ShardWriter::write`].
-    pub async fn write(&mut self, buf: Vec<u8>) -> (Result<(), SiteError>, Vec<u8>) {
-        let len = buf.len() as u64;
-        if self.written + len > self.total_len {
-            return (
-                Err(SiteError::LengthMismatch {
-                    expected: self.total_len,
-                    actual: self.written + len,
-                }),
-                buf,
-            );
+    /// Appends the payload of `buf`; see [`super::ShardWriter::write`].
+    pub async fn write<B: ShardBytes>(&mut self, buf: B) -> (Result<(), SiteError>, B) {
+        let len = buf.payload().len() as u64;
+        if let Err(err) = self.check_room(len) {
+            return (Err(err), buf);
         }
         let Some(file) = self.file.as_ref() else {
             return (Err(SiteError::Io(io::ErrorKind::BrokenPipe)), buf);
         };
         let started = Instant::now();
         let (result, buf) = if self.staging.is_some() {
-            let result = self.stage(&buf).await;
+            let result = self.stage(buf.payload()).await;
             (result, buf)
         } else if self.total_len <= SYNC_WRITE_MAX_BYTES {
-            let result = write_all_at_now(file, &buf, self.written);
+            let result = write_all_at_now(file, buf.payload(), self.written);
             (result.map_err(|e| SiteError::from_fs(&e)), buf)
         } else {
-            let (result, buf) = file.write_all_at(buf, self.written).await;
-            (result.map_err(|e| SiteError::from_fs(&e)), buf)
+            let range = buf.payload_range();
+            let (result, slice) = file.write_all_at(buf.slice(range), self.written).await;
+            (
+                result.map_err(|e| SiteError::from_fs(&e)),
+                slice.into_inner(),
+            )
         };
         if result.is_ok() {
             self.written += len;
         }
         (self.site.record(started, result), buf)
+    }
+
+    /// The head room a [`DirShardWriter::write_chunk`] buffer should leave: the staged bytes
+    /// of a direct writer when they are under one aligned block, else 0.
+    #[must_use]
+    pub fn head_room(&self) -> usize {
+        match &self.staging {
+            Some(staging) if staging.len() < ALIGN => staging.len(),
+            _ => 0,
+        }
+    }
+
+    /// Appends the payload of `buf`. A direct writer whose staged bytes fit `buf`'s head room
+    /// exactly copies them in front and writes the aligned part from `buf` itself, keeping
+    /// only the unaligned rest; anything else goes through [`DirShardWriter::write`].
+    pub async fn write_chunk(&mut self, mut buf: ChunkBuf) -> (Result<(), SiteError>, ChunkBuf) {
+        let head = buf.head();
+        let fits = match &self.staging {
+            Some(staging) => staging.len() == head && head + buf.payload().len() >= ALIGN,
+            None => false,
+        };
+        if !fits {
+            return self.write(buf).await;
+        }
+        let len = buf.payload().len() as u64;
+        if let Err(err) = self.check_room(len) {
+            return (Err(err), buf);
+        }
+        let (Some(file), Some(mut staging)) = (self.file.as_ref(), self.staging.take()) else {
+            return (Err(SiteError::Io(io::ErrorKind::BrokenPipe)), buf);
+        };
+        let started = Instant::now();
+        buf.head_mut().copy_from_slice(staging.held());
+        let aligned = buf.all().len() / ALIGN * ALIGN;
+        let (result, slice) = file.write_all_at(buf.slice(..aligned), self.on_disk).await;
+        let buf = slice.into_inner();
+        let result = match result {
+            Ok(()) => {
+                self.on_disk += aligned as u64;
+                self.written += len;
+                staging.consume_front(head);
+                staging.push(&buf.all()[aligned..]);
+                Ok(())
+            }
+            Err(err) => Err(SiteError::from_fs(&err)),
+        };
+        self.staging = Some(staging);
+        (self.site.record(started, result), buf)
+    }
+
+    fn check_room(&self, len: u64) -> Result<(), SiteError> {
+        if self.written + len > self.total_len {
+            return Err(SiteError::LengthMismatch {
+                expected: self.total_len,
+                actual: self.written + len,
+            });
+        }
+        Ok(())
     }
 
     /// Copies `data` into the staging buffer, writing it out each time it fills.

@@ -6,7 +6,9 @@
 //! the length aligned to the device's block, which the engine's chunk buffers (a chunk plus
 //! an 8-byte checksum, at unaligned offsets) are not; so a direct writer copies its bytes
 //! into one of these buffers (a user-space copy of hot memory, an order of magnitude cheaper
-//! than the kernel's) and writes whole aligned blocks from it.
+//! than the kernel's) and writes whole aligned blocks from it. The engine's chunks skip even
+//! that copy (`write_chunk` with a `ChunkBuf`, see `site/chunk_buf.rs`): only the unaligned
+//! tail between two chunks, under one block, waits here.
 //!
 //! Buffers are recycled per thread (each core is one thread): a fresh allocation would fault
 //! in new pages, the very cost this avoids. Not here: deciding when to write directly (the
@@ -18,7 +20,7 @@ use std::ptr::NonNull;
 
 /// Alignment of memory, file offsets and lengths of direct writes: a 4 KiB page, which is a
 /// multiple of every common logical block size (512 B and 4 KiB).
-pub const ALIGN: usize = 4096;
+pub const ALIGN: usize = crate::site::chunk_buf::IO_ALIGN;
 /// Capacity of one staging buffer: the largest single direct write.
 pub const STAGING_BYTES: usize = 256 * 1024;
 /// Free buffers kept per thread; beyond it, returned buffers are freed.
@@ -112,9 +114,8 @@ impl AlignedBuf {
     }
 
     /// The held bytes.
-    #[cfg(test)]
     #[must_use]
-    pub fn as_slice(&self) -> &[u8] {
+    pub fn held(&self) -> &[u8] {
         // SAFETY: the first `len` bytes were written by `push`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
@@ -165,7 +166,7 @@ mod tests {
         assert_eq!(buf.push(&data), data.len());
         assert_eq!(buf.aligned_len(), ALIGN);
         buf.consume_front(ALIGN);
-        assert_eq!(buf.as_slice(), &data[ALIGN..]);
+        assert_eq!(buf.held(), &data[ALIGN..]);
         let big = vec![7_u8; STAGING_BYTES];
         assert_eq!(buf.push(&big), STAGING_BYTES - 100);
         assert!(buf.is_full());

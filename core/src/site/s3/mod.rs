@@ -39,7 +39,10 @@ use self::conn::{Conn, Dialer, Lease, Pool, PoolStats};
 use self::wire::{ResponseHead, SMALL_BODY_BYTES_MAX};
 use super::config::{Addressing, PayloadSigning, S3SiteConfig};
 use super::health::{Admission, Health, HealthSnapshot};
-use super::{check_key, ByteRange, ListPage, ShardInfo, SiteError, TimeoutPhase, DELETE_BATCH_MAX};
+use super::{
+    check_key, ByteRange, ListPage, ShardBytes, ShardInfo, SiteError, TimeoutPhase,
+    DELETE_BATCH_MAX,
+};
 
 /// Payload bytes per aws-chunked chunk when the payload is signed. 64 KiB is what the AWS SDKs
 /// use: each chunk costs one HMAC and ~90 bytes of framing, so this keeps framing under 0.2 %.
@@ -379,16 +382,18 @@ impl S3Site {
 
     /// Writes `buf` within the idle timeout and gives it back; on a timeout the buffer went
     /// down with the cancelled write and a new one of the same capacity is handed back.
-    async fn write_timed(&self, conn: &mut Conn, buf: Vec<u8>) -> (Result<(), SiteError>, Vec<u8>) {
-        let capacity = buf.capacity();
+    async fn write_timed<B: ShardBytes>(
+        &self,
+        conn: &mut Conn,
+        buf: B,
+    ) -> (Result<(), SiteError>, B) {
+        let fresh = buf.fresh();
+        let range = buf.payload_range();
         let idle = Duration::from_millis(self.0.config.idle_timeout_ms);
-        match monoio::time::timeout(idle, conn.stream.write_all(buf)).await {
-            Ok((Ok(_), buf)) => (Ok(()), buf),
-            Ok((Err(err), buf)) => (Err(conn::io_error(&err)), buf),
-            Err(_) => (
-                Err(SiteError::Timeout(TimeoutPhase::Idle)),
-                Vec::with_capacity(capacity),
-            ),
+        match monoio::time::timeout(idle, conn.stream.write_all(buf.slice(range))).await {
+            Ok((Ok(_), buf)) => (Ok(()), buf.into_inner()),
+            Ok((Err(err), buf)) => (Err(conn::io_error(&err)), buf.into_inner()),
+            Err(_) => (Err(SiteError::Timeout(TimeoutPhase::Idle)), fresh),
         }
     }
 
@@ -1095,9 +1100,9 @@ impl S3ShardWriter {
         }
     }
 
-    /// Appends `buf`; see [`super::ShardWriter::write`].
-    pub async fn write(&mut self, buf: Vec<u8>) -> (Result<(), SiteError>, Vec<u8>) {
-        let len = buf.len() as u64;
+    /// Appends the payload of `buf`; see [`super::ShardWriter::write`].
+    pub async fn write<B: ShardBytes>(&mut self, buf: B) -> (Result<(), SiteError>, B) {
+        let len = buf.payload().len() as u64;
         if self.written + len > self.total_len {
             return (
                 Err(SiteError::LengthMismatch {
@@ -1108,14 +1113,14 @@ impl S3ShardWriter {
             );
         }
         if let Some(replay) = self.replay.as_mut() {
-            replay.body.extend_from_slice(&buf);
+            replay.body.extend_from_slice(buf.payload());
             if replay.failure.is_some() {
                 self.written += len;
                 return (Ok(()), buf);
             }
         }
         let (result, buf) = if self.signed.is_some() {
-            (self.write_signed(&buf).await, buf)
+            (self.write_signed(buf.payload()).await, buf)
         } else {
             let site = self.site.clone();
             match self.conn() {
