@@ -12,6 +12,8 @@
 //! checksums): shard writers only make a shard visible at `finish`, and a failed body aborts
 //! them.
 
+use std::ops::Range;
+
 use futures_util::future::join_all;
 use tessera_ec::Layout;
 use tessera_http::checksum::BodyDigest;
@@ -32,9 +34,10 @@ use crate::site::{ChunkBuf, ShardWriter};
 // be `Send`, which is what this lint warns about.
 #[allow(async_fn_in_trait)]
 pub trait ByteSource {
-    /// Fills all of `out`; `IncompleteBody` (or the read error) if the source ends or fails
-    /// first.
-    async fn fill_exact(&mut self, out: &mut [u8]) -> Result<(), S3Error>;
+    /// Fills `buf.payload_mut()[range]` and gives the buffer back; `IncompleteBody` (or the
+    /// read error) if the source ends or fails first.
+    async fn fill(&mut self, buf: ChunkBuf, range: Range<usize>)
+        -> (Result<(), S3Error>, ChunkBuf);
 
     /// Hands the MD5 to the pipeline (which hashes in the core's SIMD lanes) if the source
     /// would compute one and has not been read yet; true if it did.
@@ -51,11 +54,12 @@ pub trait ByteSource {
 // Plain functions returning the body's own futures: `async fn` wrappers would add a layer to
 // every PUT's future for nothing.
 impl ByteSource for RequestBody<'_, '_> {
-    fn fill_exact(
+    fn fill(
         &mut self,
-        out: &mut [u8],
-    ) -> impl std::future::Future<Output = Result<(), S3Error>> {
-        self.read_exact(out)
+        buf: ChunkBuf,
+        range: Range<usize>,
+    ) -> impl std::future::Future<Output = (Result<(), S3Error>, ChunkBuf)> {
+        self.fill_chunk(buf, range)
     }
 
     fn defer_md5(&mut self) -> bool {
@@ -136,7 +140,44 @@ impl ReaderSource {
 }
 
 impl ByteSource for ReaderSource {
-    async fn fill_exact(&mut self, out: &mut [u8]) -> Result<(), S3Error> {
+    async fn fill(
+        &mut self,
+        mut buf: ChunkBuf,
+        range: Range<usize>,
+    ) -> (Result<(), S3Error>, ChunkBuf) {
+        let result = self.fill_slice(&mut buf.payload_mut()[range]).await;
+        (result, buf)
+    }
+
+    async fn finish(mut self, _deferred_md5: Option<[u8; 16]>) -> Result<BodyDigest, S3Error> {
+        // The pipeline asks for exactly the object's size; anything left means the reader and
+        // the record disagree about the size.
+        let extra = self.piece.len() - self.offset;
+        let more = self.reader.next().await?;
+        if extra != 0 || more.is_some_and(|p| !p.is_empty()) || self.delivered != self.length {
+            return Err(internal(
+                "the copy source length differs from its recorded size",
+            ));
+        }
+        let md5 = match (self.known_md5, self.hasher) {
+            (Some(md5), _) => md5,
+            (None, Some(hasher)) => hasher.finalize(),
+            (None, None) => return Err(internal("no MD5 for the copy")),
+        };
+        Ok(BodyDigest {
+            md5: Some(md5),
+            checksum: match self.checksum_hasher {
+                Some(hasher) => Some(hasher.finalize()),
+                None => self.checksum,
+            },
+            length: self.delivered,
+        })
+    }
+}
+
+impl ReaderSource {
+    /// Fills all of `out` from the reader, hashing as the bytes pass.
+    async fn fill_slice(&mut self, out: &mut [u8]) -> Result<(), S3Error> {
         let mut filled = 0;
         while filled < out.len() {
             let left = out.len() - filled;
@@ -165,31 +206,6 @@ impl ByteSource for ReaderSource {
             filled += take;
         }
         Ok(())
-    }
-
-    async fn finish(mut self, _deferred_md5: Option<[u8; 16]>) -> Result<BodyDigest, S3Error> {
-        // The pipeline asks for exactly the object's size; anything left means the reader and
-        // the record disagree about the size.
-        let extra = self.piece.len() - self.offset;
-        let more = self.reader.next().await?;
-        if extra != 0 || more.is_some_and(|p| !p.is_empty()) || self.delivered != self.length {
-            return Err(internal(
-                "the copy source length differs from its recorded size",
-            ));
-        }
-        let md5 = match (self.known_md5, self.hasher) {
-            (Some(md5), _) => md5,
-            (None, Some(hasher)) => hasher.finalize(),
-            (None, None) => return Err(internal("no MD5 for the copy")),
-        };
-        Ok(BodyDigest {
-            md5: Some(md5),
-            checksum: match self.checksum_hasher {
-                Some(hasher) => Some(hasher.finalize()),
-                None => self.checksum,
-            },
-            length: self.delivered,
-        })
     }
 }
 
@@ -570,18 +586,22 @@ impl Engine {
             for (buffer, writer) in buffers.iter_mut().zip(writers.iter()) {
                 buffer.reset(writer.as_ref().map_or(0, ShardWriter::head_room));
             }
-            for (i, buffer) in buffers.iter_mut().enumerate().take(shape.k) {
+            let data: Vec<ChunkBuf> = buffers.drain(..shape.k).collect();
+            let mut filled_data = Vec::with_capacity(shape.k);
+            for (i, mut buffer) in data.into_iter().enumerate() {
                 let range = stripe.data_chunk_range(i);
                 let filled = (range.end - range.start) as usize;
-                buffer.set_payload_len(filled);
-                body.fill_exact(buffer.payload_mut()).await?;
+                buffer.set_payload_len(chunk_len);
+                let (result, mut buffer) = body.fill(buffer, 0..filled).await;
+                result?;
                 if let Some(hasher) = &mut hashers.whole {
-                    hasher.update(buffer.payload());
+                    hasher.update(&buffer.payload()[..filled]);
                 }
                 // A short last chunk is zero-padded to the stripe's chunk length.
-                buffer.set_payload_len(chunk_len);
                 buffer.payload_mut()[filled..].fill(0);
+                filled_data.push(buffer);
             }
+            buffers.splice(..0, filled_data);
             if shape.replica {
                 let (first, rest) = buffers.split_at_mut(1);
                 for copy in rest {

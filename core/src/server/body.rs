@@ -17,6 +17,7 @@ use tessera_http::sigv4::PayloadMode;
 use tessera_http::{S3Error, S3ErrorCode};
 
 use super::conn::BodyReader;
+use crate::site::ChunkBuf;
 
 /// A request body being read and verified.
 pub struct RequestBody<'r, 'c> {
@@ -134,24 +135,50 @@ impl<'r, 'c> RequestBody<'r, 'c> {
         }
     }
 
-    /// Fills all of `out` with payload; `IncompleteBody` if the body ends first.
-    pub async fn read_exact(&mut self, out: &mut [u8]) -> Result<(), S3Error> {
-        let mut filled = 0;
-        while filled < out.len() {
-            match self.next_max(out.len() - filled).await? {
-                Some(data) => {
-                    out[filled..filled + data.len()].copy_from_slice(data);
-                    filled += data.len();
-                }
-                None => {
-                    return Err(S3Error::new(
-                        S3ErrorCode::IncompleteBody,
-                        "The request body ended before its declared length",
-                    ));
+    /// Fills `buf.payload_mut()[range]` with payload (`IncompleteBody` if the body ends
+    /// first). Reads a plain body (no aws-chunked framing) from the socket straight into `buf` once
+    /// the bytes that arrived with the request head are used up: no copy through the
+    /// connection buffer.
+    pub async fn fill_chunk(
+        &mut self,
+        mut buf: ChunkBuf,
+        range: std::ops::Range<usize>,
+    ) -> (Result<(), S3Error>, ChunkBuf) {
+        let head = buf.head();
+        let mut at = range.start;
+        while at < range.end {
+            if self.chunked.is_none() {
+                let (read, back) = self
+                    .reader
+                    .read_direct(buf, head + at..head + range.end)
+                    .await;
+                buf = back;
+                match read {
+                    Ok(Some(n)) => {
+                        self.verifier.update(&buf.payload()[at..at + n]);
+                        at += n;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(err) => return (Err(err.s3_error()), buf),
                 }
             }
+            match self.next_max(range.end - at).await {
+                Ok(Some(data)) => {
+                    buf.payload_mut()[at..at + data.len()].copy_from_slice(data);
+                    at += data.len();
+                }
+                Ok(None) => {
+                    let err = S3Error::new(
+                        S3ErrorCode::IncompleteBody,
+                        "The request body ended before its declared length",
+                    );
+                    return (Err(err), buf);
+                }
+                Err(err) => return (Err(err), buf),
+            }
         }
-        Ok(())
+        (Ok(()), buf)
     }
 
     /// Reads the whole body into memory, refusing more than `max` bytes (for XML documents).

@@ -15,6 +15,7 @@ use tessera_http::{S3Error, S3ErrorCode};
 use super::response::Response;
 use super::{dispatch, CoreCtx};
 use crate::metrics::CoreMetrics;
+use crate::site::chunk_buf::{ChunkBuf, IO_ALIGN};
 
 /// Read buffer per connection. 64 KiB amortises syscalls for streamed bodies while keeping
 /// 4096 idle connections per core under 256 MiB; a head must fit `header_bytes_max`, which the
@@ -487,6 +488,68 @@ impl<'c> BodyReader<'c> {
             {
                 self.failed = true;
                 return Err(BodyReadError::Incomplete);
+            }
+        }
+    }
+
+    /// Reads body bytes straight into `buf.all()[range]`, not through the connection buffer,
+    /// when that is possible: a Content-Length body with nothing buffered or pending and no
+    /// `100 Continue` still owed. `Ok(None)` when it is not (read through
+    /// [`BodyReader::peek`]); else how many bytes arrived (at least one, never past the body's
+    /// end, so a pipelined request stays in the socket).
+    pub async fn read_direct(
+        &mut self,
+        buf: ChunkBuf,
+        range: std::ops::Range<usize>,
+    ) -> (Result<Option<usize>, BodyReadError>, ChunkBuf) {
+        if self.failed {
+            return (Err(BodyReadError::Incomplete), buf);
+        }
+        let remaining = match self.decoder.remaining_hint() {
+            Some(remaining) if remaining > 0 => remaining,
+            _ => return (Ok(None), buf),
+        };
+        if self.continue_pending || !self.pending.is_empty() || !self.conn.buffered().is_empty() {
+            return (Ok(None), buf);
+        }
+        let len = range
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        if len == 0 {
+            return (Ok(None), buf);
+        }
+        let payload_max = buf.payload_max() + buf.head();
+        let read = self
+            .conn
+            .stream
+            .read(buf.slice_mut(range.start..range.start + len));
+        let (result, buf) = match monoio::time::timeout(self.timeout, read).await {
+            Ok((result, slice)) => (result, slice.into_inner()),
+            Err(_elapsed) => {
+                // The cancelled read took the buffer with it.
+                self.failed = true;
+                return (
+                    Err(BodyReadError::Incomplete),
+                    ChunkBuf::take(payload_max.saturating_sub(IO_ALIGN)),
+                );
+            }
+        };
+        match result {
+            Ok(n) if n > 0 => {
+                let data = &buf.all()[range.start..range.start + n];
+                match self.decoder.decode(data) {
+                    Ok(decoded) if decoded.consumed == n && decoded.payload.len() == n => {
+                        (Ok(Some(n)), buf)
+                    }
+                    _ => {
+                        self.failed = true;
+                        (Err(BodyReadError::Framing), buf)
+                    }
+                }
+            }
+            _ => {
+                self.failed = true;
+                (Err(BodyReadError::Incomplete), buf)
             }
         }
     }

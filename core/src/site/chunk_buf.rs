@@ -265,6 +265,23 @@ unsafe impl monoio::buf::IoBuf for ChunkBuf {
     }
 }
 
+// SAFETY: writes through `write_ptr` stay within `capacity` (`bytes_total`), and every byte
+// of the allocation is initialized, so growing `len` to any `pos <= capacity` is sound; a
+// read into the middle of the payload never shrinks it.
+unsafe impl monoio::buf::IoBufMut for ChunkBuf {
+    fn write_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    fn bytes_total(&mut self) -> usize {
+        self.capacity
+    }
+
+    unsafe fn set_init(&mut self, pos: usize) {
+        self.len = self.len.max(pos.min(self.capacity));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,3 +136,110 @@ def test_bad_flag_and_bad_config_exit_nonzero(tmp_path):
     cfg.write_text("[server]\nlisten = \"127.0.0.1:1\"\nfrobnicate = 3\n")
     r = subprocess.run([binary(), "serve", "--config", str(cfg)], capture_output=True, text=True)
     assert r.returncode != 0 and "frobnicate" in r.stderr
+
+
+def signed_raw(gw, method, path, body=b"", headers=None):
+    """The raw bytes of a SigV4-signed request (payload hash over `body`)."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    from conftest import ACCESS_KEY, SECRET_KEY
+    request = botocore.awsrequest.AWSRequest(method=method, url=gw.endpoint + path, data=body,
+                                             headers=headers or {})
+    botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY), "s3",
+                              "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
+    for name, value in prepared.headers.items():
+        if name.lower() != "host":
+            head += f"{name}: {value}\r\n"
+    if method == "PUT":
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def read_responses(sock, count, timeout=30.0):
+    """Reads `count` Content-Length-framed responses; returns (status, headers, body) each."""
+    sock.settimeout(timeout)
+    buf = b""
+    out = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"connection closed after {len(out)} responses: {buf[:300]!r}"
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        headers = {k.lower(): v for k, v in (l.split(": ", 1) for l in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(buf) < length:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection closed inside a response body"
+            buf += chunk
+        out.append((int(lines[0].split()[1]), headers, buf[:length]))
+        buf = buf[length:]
+    return out
+
+
+def test_pipelined_large_put_then_get_reads_the_body_to_its_end_only(gateway):
+    """A multi-MiB PUT body (read from the socket straight into stripe buffers) followed in
+    the same write by a GET of the same key: the PUT takes exactly its Content-Length bytes,
+    the pipelined GET is answered next on the same connection with the stored bytes."""
+    gateway.client().create_bucket(Bucket="pipe")
+    body = os.urandom(3 * (1 << 20) + 12345)
+    put = signed_raw(gateway, "PUT", "/pipe/big", body)
+    get = signed_raw(gateway, "GET", "/pipe/big")
+    with socket.create_connection(("127.0.0.1", gateway.port)) as s:
+        s.sendall(put + get)
+        (put_status, _, put_body), (get_status, get_headers, got) = read_responses(s, 2)
+    assert put_status == 200, put_body
+    assert get_status == 200 and int(get_headers["content-length"]) == len(body)
+    assert got == body
+
+
+def test_put_body_in_slow_pieces_is_stored_whole(gateway):
+    """A body that trickles in (pieces with pauses, so most of it arrives after the head was
+    read) is stored byte for byte."""
+    gateway.client().create_bucket(Bucket="slow")
+    body = os.urandom(2 * (1 << 20) + 7)
+    put = signed_raw(gateway, "PUT", "/slow/k", body)
+    split = len(put) - len(body)
+    with socket.create_connection(("127.0.0.1", gateway.port)) as s:
+        s.sendall(put[:split + 1000])
+        for at in range(split + 1000, len(put), 300_001):
+            time.sleep(0.05)
+            s.sendall(put[at:at + 300_001])
+        [(status, _, answer)] = read_responses(s, 1)
+    assert status == 200, answer
+    got = gateway.client().get_object(Bucket="slow", Key="k")["Body"].read()
+    assert got == body
+
+
+def test_a_put_body_that_stalls_times_out_and_stores_nothing():
+    """A client that sends half a multi-MiB body and stops gets IncompleteBody (or a closed
+    connection) after body_read_timeout_ms; nothing is stored and the gateway keeps serving."""
+    gw = Gateway(config_text="[limits]\nbody_read_timeout_ms = 1000\n")
+    try:
+        gw.client().create_bucket(Bucket="stall")
+        body = os.urandom(4 << 20)
+        put = signed_raw(gw, "PUT", "/stall/k", body)
+        with socket.create_connection(("127.0.0.1", gw.port)) as s:
+            s.sendall(put[:len(put) - len(body) // 2])
+            s.settimeout(15)
+            started = time.time()
+            raw = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    raw += chunk
+            except (socket.timeout, ConnectionResetError):
+                pass
+            assert time.time() - started < 10
+        assert raw == b"" or statuses(raw)[0] == 400, raw[:300]
+        listed = gw.client().list_objects_v2(Bucket="stall").get("Contents", [])
+        assert listed == []
+    finally:
+        assert gw.stop() == 0, gw.logs()
+        gw.tmp.cleanup()
