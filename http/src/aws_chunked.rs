@@ -169,6 +169,17 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
+    /// Payload bytes left in the chunk being decoded (0 between chunks): that many input bytes
+    /// are all payload, so a caller may read them straight to their destination and then pass
+    /// them to [`ChunkedDecoder::decode`] there, which takes them whole.
+    #[must_use]
+    pub fn data_remaining(&self) -> u64 {
+        match self.state {
+            State::Data { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
     /// Payload bytes handed out so far.
     #[must_use]
     pub fn decoded_length(&self) -> u64 {

@@ -119,6 +119,54 @@ fn payload_is_a_range_of_the_input() {
     assert_eq!(step.consumed + rest.consumed, body.len());
 }
 
+/// `data_remaining` tells how many of the next input bytes are all payload: a caller that
+/// reads exactly that many elsewhere and decodes them there gets them whole, and the body
+/// still verifies (chunk signatures included) when fed that way throughout.
+#[test]
+fn data_remaining_lets_payload_be_read_elsewhere() {
+    let payload: Vec<u8> = (0..1000u32).map(|i| (i * 13) as u8).collect();
+    let body = signed_body(&payload, 300, None);
+    let mut d = signed_decoder(1000, false, None);
+    assert_eq!(d.data_remaining(), 0);
+    let (mut pos, mut out) = (0, Vec::new());
+    while !d.is_done() {
+        let direct = usize::try_from(d.data_remaining()).unwrap().min(77);
+        if direct > 0 {
+            // The payload lands in a separate buffer, decoded there.
+            let elsewhere = body[pos..pos + direct].to_vec();
+            let step = d.decode(&elsewhere).unwrap();
+            assert_eq!((step.consumed, step.data), (direct, 0..direct));
+            out.extend_from_slice(&elsewhere);
+            pos += direct;
+        } else {
+            // Framing goes a byte at a time, as the smallest reads would bring it.
+            let step = d.decode(&body[pos..=pos]).unwrap();
+            out.extend_from_slice(&body[pos..][step.data.clone()]);
+            pos += step.consumed;
+        }
+    }
+    d.finish().unwrap();
+    assert_eq!(out, payload);
+    assert_eq!(pos, body.len());
+    // A flipped payload byte read the same way fails its chunk signature.
+    let mut bad = body.clone();
+    bad[body.len() / 2] ^= 1;
+    let mut d = signed_decoder(1000, false, None);
+    let mut pos = 0;
+    let failed = loop {
+        if d.is_done() {
+            break false;
+        }
+        let direct = usize::try_from(d.data_remaining()).unwrap();
+        let end = if direct > 0 { pos + direct } else { pos + 1 };
+        match d.decode(&bad[pos..end]) {
+            Ok(step) => pos += step.consumed,
+            Err(_) => break true,
+        }
+    };
+    assert!(failed, "a corrupt chunk read directly was accepted");
+}
+
 /// Bytes after the end of the body (a pipelined request) are left unconsumed.
 #[test]
 fn bytes_after_the_body_are_not_consumed() {

@@ -136,9 +136,9 @@ impl<'r, 'c> RequestBody<'r, 'c> {
     }
 
     /// Fills `buf.payload_mut()[range]` with payload (`IncompleteBody` if the body ends
-    /// first). Reads a plain body (no aws-chunked framing) from the socket straight into `buf` once
-    /// the bytes that arrived with the request head are used up: no copy through the
-    /// connection buffer.
+    /// first). Once the bytes already in the connection buffer are used up, payload is read
+    /// from the socket straight into `buf` (a plain body, or an aws-chunked chunk's data; its
+    /// framing still goes through the connection buffer): no copy.
     pub async fn fill_chunk(
         &mut self,
         mut buf: ChunkBuf,
@@ -147,15 +147,39 @@ impl<'r, 'c> RequestBody<'r, 'c> {
         let head = buf.head();
         let mut at = range.start;
         while at < range.end {
-            if self.chunked.is_none() {
+            // Payload that is all payload (a plain body, or the rest of the current aws-chunked
+            // chunk) may come straight from the socket.
+            let direct = match &self.chunked {
+                None => range.end - at,
+                Some(decoder) if self.pending.is_empty() => {
+                    let left = decoder.data_remaining();
+                    usize::try_from(left).map_or(range.end - at, |left| left.min(range.end - at))
+                }
+                Some(_) => 0,
+            };
+            if direct > 0 {
                 let (read, back) = self
                     .reader
-                    .read_direct(buf, head + at..head + range.end)
+                    .read_direct(buf, head + at..head + at + direct)
                     .await;
                 buf = back;
                 match read {
                     Ok(Some(n)) => {
-                        self.verifier.update(&buf.payload()[at..at + n]);
+                        let data = &buf.payload()[at..at + n];
+                        if let Some(decoder) = &mut self.chunked {
+                            match decoder.decode(data) {
+                                Ok(step) if step.consumed == n && step.data == (0..n) => {}
+                                Ok(_) => {
+                                    let err = S3Error::new(
+                                        S3ErrorCode::InternalError,
+                                        "aws-chunked payload read directly was not taken whole",
+                                    );
+                                    return (Err(err), buf);
+                                }
+                                Err(err) => return (Err(err.s3_error()), buf),
+                            }
+                        }
+                        self.verifier.update(data);
                         at += n;
                         continue;
                     }
