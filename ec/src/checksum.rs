@@ -50,6 +50,134 @@ impl Default for ChunkHasher {
     }
 }
 
+/// CRC-64/NVME's polynomial, bit-reflected (the register shifts right).
+const POLY_REFLECTED: u64 = 0x9A6C_9329_AC4B_C9B5;
+/// CRC-64/NVME's final XOR (its initial value too).
+const XOR_OUT: u64 = u64::MAX;
+/// Appenders kept per thread, by piece length.
+const APPENDERS_CACHED: usize = 4;
+
+/// Continues a checksum over more bytes: `extend_checksum(crc(A), B) == crc(A ‖ B)`.
+#[must_use]
+pub fn extend_checksum(running: u64, bytes: &[u8]) -> u64 {
+    let mut digest = Digest::new_with_init_state(CHECKSUM_ALGORITHM, running ^ XOR_OUT);
+    digest.update(bytes);
+    digest.finalize()
+}
+
+/// Appends the checksum of a `len`-byte piece to a running checksum without reading the
+/// piece again: `append(crc(A), crc(B)) == crc(A ‖ B)` for every `B` of `len` bytes.
+///
+/// The PUT pipeline already computes each data chunk's checksum (while encoding, on hot
+/// data); the whole-object checksum of the fast ETag mode is then a chain of appends instead
+/// of a second pass over every byte (~40 % of the CRC time of a fast-ETag PUT).
+///
+/// `crc(A ‖ B) = Z(crc(A)) ⊕ Z(crc(∅)) ⊕ crc(B)`, where `Z` is the linear map "run the
+/// register over `len` zero bytes": a 64×64 GF(2) matrix, built by squaring the
+/// one-zero-byte map (~40 matrix products for a megabyte; [`CrcAppender::cached`] keeps the
+/// last few per thread), then applied with one matrix–vector product per append.
+#[derive(Clone, Debug)]
+pub struct CrcAppender {
+    len: u64,
+    /// Column `i` is `Z(1 << i)`.
+    columns: [u64; 64],
+    constant: u64,
+}
+
+/// `m ∘ n` for GF(2) matrices stored as columns.
+fn compose(m: &[u64; 64], n: &[u64; 64]) -> [u64; 64] {
+    let mut out = [0; 64];
+    for (column, &v) in out.iter_mut().zip(n) {
+        *column = apply(m, v);
+    }
+    out
+}
+
+/// `m · v` over GF(2).
+fn apply(m: &[u64; 64], mut v: u64) -> u64 {
+    let mut out = 0;
+    while v != 0 {
+        out ^= m[v.trailing_zeros() as usize];
+        v &= v - 1;
+    }
+    out
+}
+
+impl CrcAppender {
+    /// An appender for pieces of `len` bytes.
+    #[must_use]
+    pub fn new(len: u64) -> Self {
+        // One zero byte is eight zero bits: each shifts the register right, folding the
+        // polynomial in when a 1 falls out.
+        let mut byte = [0_u64; 64];
+        for (i, column) in byte.iter_mut().enumerate() {
+            let mut v = 1_u64 << i;
+            for _ in 0..8 {
+                v = if v & 1 == 1 {
+                    (v >> 1) ^ POLY_REFLECTED
+                } else {
+                    v >> 1
+                };
+            }
+            *column = v;
+        }
+        let mut columns = [0_u64; 64];
+        for (i, column) in columns.iter_mut().enumerate() {
+            *column = 1 << i;
+        }
+        let (mut power, mut left) = (byte, len);
+        while left != 0 {
+            if left & 1 == 1 {
+                columns = compose(&power, &columns);
+            }
+            left >>= 1;
+            if left != 0 {
+                power = compose(&power, &power);
+            }
+        }
+        let constant = apply(&columns, chunk_checksum(&[]));
+        CrcAppender {
+            len,
+            columns,
+            constant,
+        }
+    }
+
+    /// An appender for `len`-byte pieces from this thread's cache (built on a miss).
+    #[must_use]
+    pub fn cached(len: u64) -> Self {
+        thread_local! {
+            static CACHE: std::cell::RefCell<Vec<CrcAppender>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(found) = cache.iter().find(|a| a.len == len) {
+                return found.clone();
+            }
+            let built = CrcAppender::new(len);
+            if cache.len() == APPENDERS_CACHED {
+                cache.remove(0);
+            }
+            cache.push(built.clone());
+            built
+        })
+    }
+
+    /// The piece length this appender is for.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The checksum of the bytes behind `running` followed by a `len`-byte piece whose own
+    /// checksum is `piece`.
+    #[must_use]
+    pub fn append(&self, running: u64, piece: u64) -> u64 {
+        apply(&self.columns, running) ^ self.constant ^ piece
+    }
+}
+
 /// Checks `chunk` against the checksum stored for it.
 pub fn verify_chunk(chunk: &[u8], expected: u64) -> Result<(), Error> {
     let actual = chunk_checksum(chunk);
@@ -82,6 +210,51 @@ pub fn verify_stored_chunk(stored: &[u8]) -> Result<&[u8], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appending_piece_checksums_equals_hashing_everything() {
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let data: Vec<u8> = (0..(3 << 20) + 40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for len in [1_usize, 7, 64, 4096, 10_000, 1 << 20] {
+            let appender = CrcAppender::new(len as u64);
+            assert_eq!(appender.len(), len as u64);
+            // From the empty object's checksum, and from a first piece of another length.
+            for head in [0_usize, 3, 4097] {
+                let mut running = chunk_checksum(&data[..head]);
+                let mut end = head;
+                while end + len <= data.len() {
+                    running = appender.append(running, chunk_checksum(&data[end..end + len]));
+                    end += len;
+                }
+                assert_eq!(
+                    running,
+                    chunk_checksum(&data[..end]),
+                    "len {len} head {head}"
+                );
+                assert_eq!(
+                    extend_checksum(running, &data[end..]),
+                    chunk_checksum(&data)
+                );
+            }
+            assert_eq!(CrcAppender::cached(len as u64).columns, appender.columns);
+        }
+        // A wrong piece checksum gives a wrong result.
+        let appender = CrcAppender::new(100);
+        let right = appender.append(chunk_checksum(b"abc"), chunk_checksum(&data[..100]));
+        let wrong = appender.append(chunk_checksum(b"abc"), chunk_checksum(&data[1..101]));
+        assert_eq!(
+            right,
+            chunk_checksum(&[b"abc".as_slice(), &data[..100]].concat())
+        );
+        assert_ne!(right, wrong);
+    }
 
     #[test]
     fn known_vector() {

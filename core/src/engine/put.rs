@@ -385,7 +385,7 @@ impl Engine {
         // The fast ETag mode hashes the object once with CRC-64/NVME (~50 GB/s) instead of MD5.
         // The MD5, when needed, is hashed in the core's SIMD lanes beside other uploads.
         let mut hashers = StripeHashers {
-            whole: (self.etag_mode == super::EtagMode::Fast).then(tessera_ec::ChunkHasher::new),
+            whole: (self.etag_mode == super::EtagMode::Fast).then(|| WholeCrc::new(&layout)),
             md5: None,
         };
         if let Some(lanes) = &self.md5_lanes {
@@ -422,7 +422,7 @@ impl Engine {
         // Footers now that the ETag and checksum are known, then make the shards durable.
         let md5 = match (digest.md5, &whole) {
             (Some(md5), _) => md5,
-            (None, Some(hasher)) => fast_etag(hasher.finalize(), request.size),
+            (None, Some(whole)) => fast_etag(whole.running, request.size),
             (None, None) => return Err(internal("the body MD5 was not computed")),
         };
         for manifest in &mut manifests {
@@ -594,9 +594,6 @@ impl Engine {
                 buffer.set_payload_len(chunk_len);
                 let (result, mut buffer) = body.fill(buffer, 0..filled).await;
                 result?;
-                if let Some(hasher) = &mut hashers.whole {
-                    hasher.update(&buffer.payload()[..filled]);
-                }
                 // A short last chunk is zero-padded to the stripe's chunk length.
                 buffer.payload_mut()[filled..].fill(0);
                 filled_data.push(buffer);
@@ -622,6 +619,17 @@ impl Engine {
                     codec.encode_with_checksums(&data, &mut parity, &mut checksums)
                 })?
                 .map_err(|e| internal(format!("encode: {e}")))?;
+            }
+            if let Some(whole) = &mut hashers.whole {
+                for (i, (buffer, &checksum)) in
+                    buffers.iter().zip(&checksums).take(shape.k).enumerate()
+                {
+                    let range = stripe.data_chunk_range(i);
+                    whole.add(
+                        &buffer.payload()[..(range.end - range.start) as usize],
+                        checksum,
+                    );
+                }
             }
             for (buffer, checksum) in buffers.iter_mut().zip(&checksums) {
                 buffer.extend_from_slice(&tessera_ec::checksum_trailer(*checksum));
@@ -678,9 +686,44 @@ const STRAGGLER_GRACE_MAX: std::time::Duration = std::time::Duration::from_secs(
 /// The hashes a PUT computes over the object's bytes stripe by stripe, besides the body's own.
 struct StripeHashers<'l> {
     /// CRC-64/NVME of the whole object, for the fast ETag mode.
-    whole: Option<tessera_ec::ChunkHasher>,
+    whole: Option<WholeCrc>,
     /// The ETag MD5 through the core's lanes, when the body deferred it.
     md5: Option<super::md5_lanes::Md5Stream<'l>>,
+}
+
+/// The whole object's CRC-64/NVME, built from the data chunks in order. A full chunk's CRC
+/// is already known (computed while encoding, on hot data) and is appended without reading
+/// the chunk again; a short chunk (the last stripe, or a single-stripe object, whose chunk
+/// length varies with its size) is hashed.
+struct WholeCrc {
+    running: u64,
+    /// Appends a full chunk's CRC; only for objects of several stripes, whose full chunks all
+    /// have the configured length (so the appender comes from the thread's cache).
+    full: Option<(usize, tessera_ec::CrcAppender)>,
+}
+
+impl WholeCrc {
+    fn new(layout: &Layout) -> Self {
+        let chunk = layout.chunk_size();
+        WholeCrc {
+            running: tessera_ec::chunk_checksum(&[]),
+            full: (layout.stripe_count() > 1).then(|| {
+                (
+                    chunk as usize,
+                    tessera_ec::CrcAppender::cached(u64::from(chunk)),
+                )
+            }),
+        }
+    }
+
+    /// Adds the next `data` of the object: a data chunk's object bytes, with the CRC of the
+    /// whole (padded) chunk.
+    fn add(&mut self, data: &[u8], chunk_crc: u64) {
+        self.running = match &self.full {
+            Some((len, appender)) if data.len() == *len => appender.append(self.running, chunk_crc),
+            _ => tessera_ec::extend_checksum(self.running, data),
+        };
+    }
 }
 
 fn check_quorum(writers: &[Option<ShardWriter>], quorum: usize) -> Result<(), S3Error> {
