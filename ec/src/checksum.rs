@@ -166,7 +166,7 @@ impl CrcAppender {
 
     /// The piece length this appender is for.
     #[must_use]
-    pub fn len(&self) -> u64 {
+    pub fn piece_len(&self) -> u64 {
         self.len
     }
 
@@ -224,7 +224,7 @@ mod tests {
             .collect();
         for len in [1_usize, 7, 64, 4096, 10_000, 1 << 20] {
             let appender = CrcAppender::new(len as u64);
-            assert_eq!(appender.len(), len as u64);
+            assert_eq!(appender.piece_len(), len as u64);
             // From the empty object's checksum, and from a first piece of another length.
             for head in [0_usize, 3, 4097] {
                 let mut running = chunk_checksum(&data[..head]);
