@@ -4,10 +4,16 @@
 //! ```text
 //!  ByteSource ─┬─ RequestBody   (PutObject, UploadPart: the verified client body)
 //!              └─ ReaderSource  (CopyObject, UploadPartCopy: an ObjectReader of another object)
-//!      fill_exact(k chunks) ─► encode ─► n shard writers ─► finish() ─► footers ─► quorum
+//!      fill(k chunk buffers) ─► encode ─► n shard writers ─► finish() ─► footers ─► quorum
 //! ```
 //!
-//! Memory per upload is n chunk buffers (n × (chunk + 8) bytes), whatever the object size.
+//! Each byte of a body is copied once, by the kernel, into its chunk buffer (see
+//! `RequestBody::fill_chunk`), and a direct dir writer writes from that buffer
+//! (`site/chunk_buf.rs`); checksums are computed while encoding, on hot data, and the fast
+//! ETag's whole-object CRC is appended from them.
+//!
+//! Memory per upload is n chunk buffers (n × (chunk + 8) bytes plus a page of head room each;
+//! k more while the MD5 lanes hash a stripe), whatever the object size.
 //! Nothing becomes visible before the body has been verified to its end (signatures,
 //! checksums): shard writers only make a shard visible at `finish`, and a failed body aborts
 //! them.
