@@ -479,7 +479,11 @@ pub async fn write_part_index(engine: &Engine, object: &Object) -> Result<(), S3
     let quorum = quorum.min(copies);
     let written = join_all((0..copies).map(|site| {
         let footer = part_index_footer(object, &index, site, copies);
-        async move { write_part_index_copy(engine, site, footer).await.ok() }
+        async move {
+            write_part_index_copy(engine, site, object.version_id, footer)
+                .await
+                .ok()
+        }
     }))
     .await;
     let durable = written.iter().filter(|w| w.is_some()).count();
@@ -540,13 +544,28 @@ pub fn part_index_footer(
     })
 }
 
-/// Writes one part index copy, `footer`, at site `site` under a fresh backend id.
+/// The backend id of the part-index copy of object version `version_id` at site `site`.
+/// Derived rather than random, so that deleting or replacing the object purges every copy
+/// without the record listing them (its format is frozen), and a copy the scrub restores
+/// lands where the purge will look.
+#[must_use]
+pub fn part_index_id(version_id: u64, site: usize) -> tessera_meta::BackendId {
+    let mut id = [0_u8; 16];
+    id[..8].copy_from_slice(&version_id.to_le_bytes());
+    id[8..12].copy_from_slice(b"pidx");
+    id[12..].copy_from_slice(&u32::try_from(site).unwrap_or(u32::MAX).to_le_bytes());
+    id
+}
+
+/// Writes one part index copy, `footer`, of object version `version_id` at site `site`
+/// (under [`part_index_id`]).
 pub async fn write_part_index_copy(
     engine: &Engine,
     site: usize,
+    version_id: u64,
     footer: Vec<u8>,
 ) -> Result<(), S3Error> {
-    let key = backend_key(&crate::engine::random_id()?);
+    let key = backend_key(&part_index_id(version_id, site));
     let site = engine
         .sites
         .get(site)

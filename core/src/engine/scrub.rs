@@ -356,8 +356,14 @@ impl Scrub {
                     continue;
                 }
             };
-            match crate::recover::write_part_index_copy(engine, usize::from(site_id), footer).await
-            {
+            let outcome = crate::recover::write_part_index_copy(
+                engine,
+                usize::from(site_id),
+                version_id,
+                footer,
+            )
+            .await;
+            match outcome {
                 Ok(()) => {
                     self.index_copies_written += 1;
                     crate::runtime::log(format_args!(

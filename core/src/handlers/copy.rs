@@ -27,8 +27,8 @@ use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{Object, Op};
 
 use super::object::{
-    commit_owned, content_headers, etag_text, http_algorithm, lookup, object_record, queue_purge,
-    queue_repair, user_metadata,
+    commit_owned, content_headers, etag_text, http_algorithm, lookup, object_record,
+    queue_purge_object, queue_repair, user_metadata,
 };
 use super::{bucket, multipart};
 use crate::engine::put::{checksum_code, PutRequest, ReaderSource, Stored};
@@ -265,7 +265,7 @@ pub async fn copy_object(
     let repair_view = copy.clone();
     commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutObject(copy)]).await?;
     if let Some(previous) = previous {
-        queue_purge(&ctx.meta, &previous).await;
+        queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
     }
     queue_repair(&ctx.meta, &repair_view).await;
     let checksums = xml_checksums(checksum.as_ref());

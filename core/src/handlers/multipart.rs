@@ -44,8 +44,8 @@ use tessera_meta::{
 };
 
 use super::object::{
-    commit_owned, content_headers, etag_text, lookup, object_body, queue_purge, queue_repair,
-    user_metadata,
+    commit_owned, content_headers, etag_text, lookup, object_body, queue_purge, queue_purge_object,
+    queue_repair, user_metadata,
 };
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{PutRequest, Stored};
@@ -437,7 +437,7 @@ pub async fn complete(
         }
     };
     if let Some(previous) = previous {
-        queue_purge(&ctx.meta, &previous).await;
+        queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
     }
     let unlisted: Vec<UploadPart> = removed
         .parts

@@ -96,8 +96,31 @@ pub async fn set_shard_state(
     }
 }
 
+/// Queues everything a replaced or deleted object stored for deletion: its shards (and its
+/// parts'), and for a completed multipart object the part-index copy at each of `sites`
+/// sites (at derived ids, `recover::part_index_id`; a copy that was never written is a
+/// delete of nothing).
+pub async fn queue_purge_object(meta: &MetaClient, old: &Object, sites: usize) {
+    queue_purge(meta, old).await;
+    if old.etag.parts == 0 || old.parts.is_empty() {
+        return;
+    }
+    let copies: Vec<Shard> = (0..sites)
+        .filter_map(|site| {
+            Some(Shard {
+                site: tessera_meta::SiteId::try_from(site).ok()?,
+                backend_id: crate::recover::part_index_id(old.version_id, site),
+                state: ShardState::Durable,
+            })
+        })
+        .collect();
+    let entries: Vec<(usize, &Shard)> = copies.iter().map(|s| (usize::MAX, s)).collect();
+    queue(meta, QueueKind::Purge, old, &entries).await;
+}
+
 /// Queues the shards of a replaced or deleted object for deletion at their sites (this core's
-/// purge queue; the purge worker drains it).
+/// purge queue; the purge worker drains it). Upload parts use this directly; whole objects go
+/// through [`queue_purge_object`].
 pub async fn queue_purge(meta: &MetaClient, old: &Object) {
     let shards: Vec<(usize, &Shard)> = old
         .shards
@@ -390,7 +413,7 @@ pub async fn put(
     let repair_view = object.clone();
     commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutObject(object)]).await?;
     if let Some(previous) = previous {
-        queue_purge(&ctx.meta, &previous).await;
+        queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
     }
     queue_repair(&ctx.meta, &repair_view).await;
     let mut response = Response::empty(200).with_header("ETag", etag);
@@ -699,7 +722,7 @@ async fn delete_one(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<(), S
         vec![Op::DeleteObject(tombstone)],
     )
     .await?;
-    queue_purge(&ctx.meta, &object).await;
+    queue_purge_object(&ctx.meta, &object, ctx.engine.sites.len()).await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ import time
 
 from conftest import Gateway, binary
 from shards import (data_shards, dir_sites_config, footer, get, part_index_copies, read, sha,
-                    upload_parts, wait_for)
+                    shard_files, upload_parts, wait_for)
 
 CORES = 2
 # Short grace: scrub passes every ~0.4 s.
@@ -115,5 +115,34 @@ def test_lost_copy_is_written_again(tmp_path):
         time.sleep(1.5)
         assert [part_index_copies(d, "pix", "mp") for d in disks] == [copies[0], [again], copies[2]]
         assert sha(get(s3, "pix", "mp")) == sha(data)
+    finally:
+        gw.cleanup()
+
+
+def test_delete_and_overwrite_purge_the_part_index_copies(tmp_path):
+    """Deleting a multipart object, or replacing it, removes its part-index copies at every
+    site through the purge queue, like its part shards, without waiting for the scrub (whose
+    orphan grace is an hour here): nothing of either object stays on any disk."""
+    root = str(tmp_path / "disks")
+    text = dir_sites_config(root, 'default_policy = "ec:2+1"\norphan_grace_ms = 3600000\n', 3)
+    gw = Gateway(config_text=text, extra_args=["--cores", str(CORES)])
+    try:
+        s3 = gw.client()
+        s3.create_bucket(Bucket="pur")
+        upload_parts(s3, "pur", "deleted", [5 << 20, 1 << 20])
+        upload_parts(s3, "pur", "replaced", [5 << 20, 3])
+        for key in ["deleted", "replaced"]:
+            assert len(part_index_copies(root, "pur", key)) == 3, key
+        s3.delete_object(Bucket="pur", Key="deleted")
+        s3.put_object(Bucket="pur", Key="replaced", Body=b"now a single PUT")
+
+        def leftovers():
+            return [(path, fields["key"], fields["part"]) for path, fields in shard_files(root)
+                    if fields["key"] == "deleted"
+                    or (fields["key"] == "replaced" and fields["etag_parts"] > 0)
+                    or (fields["key"] == "replaced" and fields["part"] > 0)]
+        wait_for(lambda: not leftovers(), "the purge of both multipart objects", timeout=20)
+        assert get(s3, "pur", "replaced") == b"now a single PUT"
+        assert len(data_shards(root, "pur", "replaced")) == 3
     finally:
         gw.cleanup()
