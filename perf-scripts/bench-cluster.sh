@@ -8,6 +8,7 @@
 #
 #   bench-cluster.sh gateway  --policy ec:2+1 [--cores 2] [--sites 6]
 #                             [--site-kind dir|rclone|radosgw] [--fsync always|never] [--port 9700]
+#                             [--etag md5|fast]
 #   bench-cluster.sh baseline [--kind rclone|radosgw] [--port 9710]
 #   bench-cluster.sh noop     [--port 9720] [--object-size 64MiB]
 #   bench-cluster.sh stop     [gateway|baseline|noop|all]   stops by PID, deletes their data
@@ -77,7 +78,7 @@ start_rclone() { # dir port logname -> prints pid
 }
 
 gateway() {
-    local policy="ec:2+1" cores=2 sites=6 kind=dir fsync=always port=9700 i
+    local policy="ec:2+1" cores=2 sites=6 kind=dir fsync=always port=9700 etag=md5 i
     while [ $# -gt 0 ]; do
         case "$1" in
         --policy) policy=$2; shift 2 ;;
@@ -86,6 +87,7 @@ gateway() {
         --site-kind) kind=$2; shift 2 ;;
         --fsync) fsync=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
+        --etag) etag=$2; shift 2 ;;
         *) die "unknown gateway option $1" ;;
         esac
     done
@@ -106,6 +108,7 @@ cores = $cores
 
 [engine]
 default_policy = "$policy"
+etag = "$etag"
 
 [[credentials]]
 access_key = "$ACCESS_KEY"

@@ -16,6 +16,7 @@
 #     --targets "gateway baseline noop"   --site-kind dir|rclone|radosgw   --sites 6
 #     --baseline-kind rclone|radosgw
 #     --fsync always|never   --mode unsigned|signed|chunked-crc32|chunked-signed
+#     --etag md5|fast   the gateway's ETag mode (`[engine] etag`; default md5)
 #     --out DIR (default /tmp/tessera-bench-matrix)   --no-build
 #     --state DIR  where the gateway's metadata and every site's data live (default OUT/state)
 #     --journaled-fs  put the state on a journaled ext4 in a loop-mounted image (OUT-fs.img,
@@ -44,6 +45,7 @@ BASELINE_KIND=rclone
 SITES=6
 FSYNC=always
 MODE=unsigned
+ETAG=md5
 OUT=/tmp/tessera-bench-matrix
 STATE=
 JOURNALED=0
@@ -64,6 +66,7 @@ while [ $# -gt 0 ]; do
     --sites) SITES=$2; shift 2 ;;
     --fsync) FSYNC=$2; shift 2 ;;
     --mode) MODE=$2; shift 2 ;;
+    --etag) ETAG=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --state) STATE=$2; shift 2 ;;
     --journaled-fs) JOURNALED=1; shift ;;
@@ -202,7 +205,7 @@ matrix() {
     echo "state_fs=$(findmnt -no FSTYPE,SOURCE -T "$BENCH_STATE" | tr -s ' ' ' ') journal=$(
         dev=$(findmnt -no SOURCE -T "$BENCH_STATE")
         dumpe2fs -h "$dev" 2>/dev/null | grep -q '^Filesystem features:.*has_journal' && echo yes || echo no)"
-    echo "site_kind=$SITE_KIND baseline=$BASELINE_KIND sites=$SITES fsync=$FSYNC mode=$MODE duration=$DURATION repeat=$REPEAT"
+    echo "site_kind=$SITE_KIND baseline=$BASELINE_KIND sites=$SITES fsync=$FSYNC etag=$ETAG mode=$MODE duration=$DURATION repeat=$REPEAT"
 } >"$OUT/machine.txt"
 
 for target in $TARGETS; do
@@ -211,7 +214,7 @@ for target in $TARGETS; do
         for policy in $POLICIES; do
             for cores in $CORES; do
                 bash "$CLUSTER" gateway --policy "$policy" --cores "$cores" --sites "$SITES" \
-                    --site-kind "$SITE_KIND" --fsync "$FSYNC"
+                    --site-kind "$SITE_KIND" --fsync "$FSYNC" --etag "$ETAG"
                 eval "$(bash "$CLUSTER" env)"
                 "$BENCH" put --endpoint "$BENCH_GATEWAY_URL" --setup --objects 1 --size 1 --quiet >/dev/null
                 for key in "${!PREPARED[@]}"; do [[ $key == gateway-* ]] && unset "PREPARED[$key]"; done
