@@ -15,6 +15,7 @@
 pub mod budget;
 pub mod manifest;
 pub mod md5_lanes;
+pub mod piece;
 pub mod policy;
 pub mod purge;
 pub mod put;

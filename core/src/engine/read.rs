@@ -21,6 +21,7 @@ use tessera_ec::{Layout, ShardSet};
 use tessera_http::S3Error;
 use tessera_meta::{Object, ShardState};
 
+use super::piece::Piece;
 use super::policy::{self, Resolved};
 use super::{backend_key, internal, unavailable, Engine};
 use crate::site::{ByteRange, SiteError};
@@ -142,7 +143,7 @@ impl Segment {
     }
 
     /// The next piece of the range, `None` when all of it has been returned.
-    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, S3Error> {
+    pub async fn next(&mut self) -> Result<Option<Piece>, S3Error> {
         if self.next_stripe >= self.end_stripe {
             return Ok(None);
         }
@@ -150,11 +151,7 @@ impl Segment {
         let stripes = self.next_stripe..(self.next_stripe + per_batch).min(self.end_stripe);
         self.next_stripe = stripes.end;
         let chunks = self.fetch_batch(stripes.clone()).await?;
-        let out = self.assemble(&stripes, &chunks);
-        for fetched in chunks.into_iter().flatten() {
-            self.engine.give_buffer(fetched.buffer);
-        }
-        Ok(Some(out))
+        Ok(Some(self.assemble(&stripes, chunks)))
     }
 
     /// Data shards whose chunks hold requested bytes in `stripes`.
@@ -327,19 +324,24 @@ impl Segment {
         Ok(())
     }
 
-    /// Copies the requested bytes of `stripes` out of the data chunks.
-    fn assemble(&self, stripes: &Range<u64>, have: &[Option<Fetched>]) -> Vec<u8> {
-        let first = self
-            .layout
-            .stripe(stripes.start)
-            .object_offset
-            .max(self.range.start);
-        let last = self.layout.stripe(stripes.end - 1);
-        let end = (last.object_offset + last.data_len).min(self.range.end);
-        let mut out = self.engine.take_buffer(end.saturating_sub(first) as usize);
+    /// The requested bytes of `stripes`: ranges of the data chunks, in object order, over the
+    /// buffers they were read into (no copy); parity buffers go back to the pool.
+    fn assemble(&self, stripes: &Range<u64>, have: Vec<Option<Fetched>>) -> Piece {
+        let mut piece = Piece::default();
+        let mut slots = Vec::with_capacity(have.len());
+        for (i, fetched) in have.into_iter().enumerate() {
+            slots.push(fetched.map(|fetched| {
+                if i < self.shape.k {
+                    (Some(piece.add_buffer(fetched.buffer)), fetched.chunks)
+                } else {
+                    self.engine.give_buffer(fetched.buffer);
+                    (None, Vec::new())
+                }
+            }));
+        }
         for (position, index) in stripes.clone().enumerate() {
             let stripe = self.layout.stripe(index);
-            for (i, shard_chunks) in have.iter().enumerate().take(self.shape.k) {
+            for (i, slot) in slots.iter().enumerate().take(self.shape.k) {
                 let chunk_range = stripe.data_chunk_range(i);
                 let start = chunk_range.start.max(self.range.start);
                 let end = chunk_range.end.min(self.range.end);
@@ -347,13 +349,15 @@ impl Segment {
                     continue;
                 }
                 // `fetch_batch` returned every needed shard's chunks (fetched or rebuilt).
-                let Some(chunks) = shard_chunks else { continue };
-                let chunk = chunks.chunk(position);
-                let from = (start - chunk_range.start) as usize;
-                out.extend_from_slice(&chunk[from..from + (end - start) as usize]);
+                let Some((Some(buffer), chunks)) = slot else {
+                    continue;
+                };
+                let chunk = chunks[position].start;
+                let from = chunk + (start - chunk_range.start) as usize;
+                piece.push_slice(*buffer, from..from + (end - start) as usize);
             }
         }
-        out
+        piece
     }
 }
 
@@ -364,7 +368,9 @@ pub struct ObjectReader {
     /// Finished segments that found damage (kept for [`ObjectReader::damaged`]).
     finished: Vec<Segment>,
     /// A piece fetched ahead by [`ObjectReader::prefetch`].
-    ready: Option<Vec<u8>>,
+    ready: Option<Piece>,
+    /// Where flattened pieces' spare buffers go back to.
+    engine: Rc<Engine>,
 }
 
 impl std::fmt::Debug for ObjectReader {
@@ -407,7 +413,7 @@ impl ObjectReader {
         let mut segments = std::collections::VecDeque::new();
         if object.parts.is_empty() {
             if !range.is_empty() {
-                segments.push_back(Segment::new(engine, object, range)?);
+                segments.push_back(Segment::new(Rc::clone(&engine), object, range)?);
             }
         } else {
             let mut offset = 0_u64;
@@ -432,6 +438,7 @@ impl ObjectReader {
             segments,
             finished: Vec::new(),
             ready: None,
+            engine,
         })
     }
 
@@ -439,7 +446,7 @@ impl ObjectReader {
     /// promising its bytes is sent.
     pub async fn prefetch(&mut self) -> Result<(), S3Error> {
         if self.ready.is_none() {
-            self.ready = self.next().await?;
+            self.ready = self.next_piece().await?;
         }
         Ok(())
     }
@@ -463,8 +470,21 @@ impl ObjectReader {
         out
     }
 
-    /// The next piece of the range, `None` when all of it has been returned.
+    /// The next piece of the range in one buffer, `None` when all of it has been returned.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, S3Error> {
+        let Some(piece) = self.next_piece().await? else {
+            return Ok(None);
+        };
+        let (bytes, spare) = piece.into_vec();
+        for buffer in spare {
+            self.engine.give_buffer(buffer);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// The next piece of the range as ranges of the buffers read (see [`Piece`]), `None`
+    /// when all of it has been returned.
+    pub async fn next_piece(&mut self) -> Result<Option<Piece>, S3Error> {
         if let Some(ready) = self.ready.take() {
             return Ok(Some(ready));
         }

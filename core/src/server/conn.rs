@@ -7,13 +7,14 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt as _};
+use monoio::io::{AsyncReadRent, AsyncWriteRent as _, AsyncWriteRentExt as _};
 use monoio::net::TcpStream;
 use tessera_http::codec::{self, BodyDecoder, HeadError, RequestHead};
 use tessera_http::{S3Error, S3ErrorCode};
 
 use super::response::Response;
 use super::{dispatch, CoreCtx};
+use crate::engine::piece::{Piece, PieceIo};
 use crate::metrics::CoreMetrics;
 use crate::site::chunk_buf::{ChunkBuf, IO_ALIGN};
 
@@ -21,6 +22,8 @@ use crate::site::chunk_buf::{ChunkBuf, IO_ALIGN};
 /// 4096 idle connections per core under 256 MiB; a head must fit `header_bytes_max`, which the
 /// config bounds to 1 MiB, so the buffer grows to that at most.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Most `iovec`s in one vectored write (Linux's `IOV_MAX`).
+const IOVECS_MAX: usize = 1024;
 /// Unread body bytes we drain (rather than close) after a response that did not need the body.
 pub const DRAIN_BYTES_MAX: u64 = 256 * 1024;
 /// How often an idle connection wakes to notice shutdown.
@@ -163,6 +166,30 @@ impl Conn {
     async fn write_all_buf(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, ()> {
         let (result, bytes) = self.stream.write_all(bytes).await;
         result.map(|_| bytes).map_err(|_| ())
+    }
+
+    /// Writes every byte of `piece` with vectored writes (no copy into one buffer), or, for
+    /// a piece of more slices than one `writev` takes, from one flattened buffer.
+    async fn write_all_piece(&mut self, piece: Piece) -> Result<Piece, ()> {
+        if piece.slice_count() > IOVECS_MAX {
+            let (bytes, mut spare) = piece.into_vec();
+            spare.push(self.write_all_buf(bytes).await?);
+            let mut back = Piece::default();
+            for buffer in spare {
+                back.add_buffer(buffer);
+            }
+            return Ok(back);
+        }
+        let mut io = PieceIo::new(piece);
+        while io.remaining() > 0 {
+            let (result, back) = self.stream.writev(io).await;
+            io = back;
+            match result {
+                Ok(0) | Err(_) => return Err(()),
+                Ok(n) => io.advance(n),
+            }
+        }
+        Ok(io.into_piece())
     }
 }
 
@@ -333,12 +360,14 @@ async fn write_response(
         // left is to close the connection short of that length.
         let mut sent = 0_u64;
         loop {
-            match stream.next().await {
+            match stream.next_piece().await {
                 Ok(Some(piece)) => {
                     sent += piece.len() as u64;
                     CoreMetrics::add(&ctx.metrics().bytes_out, piece.len() as u64);
-                    let piece = conn.write_all_buf(piece).await?;
-                    ctx.engine.give_buffer(piece);
+                    let piece = conn.write_all_piece(piece).await?;
+                    for buffer in piece.into_buffers() {
+                        ctx.engine.give_buffer(buffer);
+                    }
                 }
                 Ok(None) if sent == body_len => {
                     let damaged = stream.damaged();

@@ -243,3 +243,33 @@ def test_a_put_body_that_stalls_times_out_and_stores_nothing():
     finally:
         assert gw.stop() == 0, gw.logs()
         gw.tmp.cleanup()
+
+
+def test_a_slow_reader_gets_every_byte_of_a_large_object(gateway):
+    """A GET body goes out as vectored writes over the chunks of several shards; a client that
+    reads slowly through a small receive buffer makes the kernel take them in small partial
+    writes, and every byte still arrives in order."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="slowread")
+    body = os.urandom(9 * (1 << 20) + 4321)
+    s3.put_object(Bucket="slowread", Key="k", Body=body)
+    get = signed_raw(gateway, "GET", "/slowread/k")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", gateway.port))
+        s.sendall(get)
+        s.settimeout(30)
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            raw += s.recv(4096)
+        head, got = raw.split(b"\r\n\r\n", 1)
+        assert b" 200 " in head.split(b"\r\n")[0], head
+        reads = 0
+        while len(got) < len(body):
+            chunk = s.recv(7000)
+            assert chunk, f"closed after {len(got)} of {len(body)} bytes"
+            got += chunk
+            reads += 1
+            if reads % 200 == 0:
+                time.sleep(0.01)
+    assert got == body
