@@ -21,26 +21,26 @@ pub const CHECKSUM_ALGORITHM: CrcAlgorithm = CrcAlgorithm::Crc64Nvme;
 /// The checksum of one chunk's bytes.
 #[must_use]
 pub fn chunk_checksum(chunk: &[u8]) -> u64 {
-    crc_fast::checksum(CHECKSUM_ALGORITHM, chunk)
+    extend_checksum(0, chunk)
 }
 
 /// A running checksum, for chunks that arrive in pieces. `Copy`, no allocation.
 #[derive(Clone, Copy)]
-pub struct ChunkHasher(Digest);
+pub struct ChunkHasher(u64);
 
 impl ChunkHasher {
     #[must_use]
     pub fn new() -> Self {
-        ChunkHasher(Digest::new(CHECKSUM_ALGORITHM))
+        ChunkHasher(0)
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.0 = extend_checksum(self.0, bytes);
     }
 
     #[must_use]
     pub fn finalize(&self) -> u64 {
-        self.0.finalize()
+        self.0
     }
 }
 
@@ -57,9 +57,17 @@ const XOR_OUT: u64 = u64::MAX;
 /// Appenders kept per thread, by piece length.
 const APPENDERS_CACHED: usize = 4;
 
-/// Continues a checksum over more bytes: `extend_checksum(crc(A), B) == crc(A ‖ B)`.
+/// Continues a checksum over more bytes: `extend_checksum(crc(A), B) == crc(A ‖ B)`, and
+/// `crc(∅) == 0`.
+///
+/// On CPUs with AVX2 and VPCLMULQDQ but not AVX-512 (AMD Zen 3, for one) this is ISA-L's
+/// 256-bit kernel: 25 GB/s on one core here against 12.5 GB/s for `crc-fast`, whose x86
+/// kernels are 128-bit below AVX-512. That was 22 % of a GET's CPU on such a machine.
 #[must_use]
 pub fn extend_checksum(running: u64, bytes: &[u8]) -> u64 {
+    if let Some(crc) = crate::isal::crc64_nvme_avx2(running, bytes) {
+        return crc;
+    }
     let mut digest = Digest::new_with_init_state(CHECKSUM_ALGORITHM, running ^ XOR_OUT);
     digest.update(bytes);
     digest.finalize()
@@ -254,6 +262,27 @@ mod tests {
             chunk_checksum(&[b"abc".as_slice(), &data[..100]].concat())
         );
         assert_ne!(right, wrong);
+    }
+
+    #[test]
+    fn the_wide_kernel_agrees_with_crc_fast_at_every_length_and_alignment() {
+        // Whichever kernel `extend_checksum` picks on this CPU, it must give crc-fast's
+        // CRC-64/NVME for every length across the kernels' block boundaries (16, 32, 128,
+        // 256 bytes), at unaligned starts, and when continued from a running value.
+        let data: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for start in 0..4 {
+            for len in (0..=1100).chain([4093, 4096, 4997 - start]) {
+                let bytes = &data[start..start + len];
+                let expected = crc_fast::checksum(CHECKSUM_ALGORITHM, bytes);
+                assert_eq!(chunk_checksum(bytes), expected, "start {start} len {len}");
+                let split = len / 3;
+                let running = chunk_checksum(&bytes[..split]);
+                assert_eq!(extend_checksum(running, &bytes[split..]), expected);
+            }
+        }
+        assert_eq!(chunk_checksum(&[]), 0);
     }
 
     #[test]

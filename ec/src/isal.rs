@@ -113,3 +113,41 @@ pub(crate) fn encode_data(tables: &[u8], sources: &[&[u8]], outputs: &mut [&mut 
         );
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    // Declared here because the sys crate's bindings leave out `crc64.h`; libisal.a (built
+    // from the same vendored sources) defines it. AVX2 + VPCLMULQDQ only: no GFNI or AVX-512.
+    fn crc64_rocksoft_refl_avx2(init_crc: u64, buf: *const u8, len: u64) -> u64;
+}
+
+/// True when [`crc64_nvme_avx2`] runs here: the CPU has AVX2 and VPCLMULQDQ but not the
+/// AVX-512 forms, for which `crc-fast`'s own kernel is as fast. (ISA-L's dispatcher would
+/// pick its AVX2 kernel only on CPUs that also have GFNI and VAES, which the kernel does not
+/// use, so AMD Zen 3 would get the 128-bit one at half the speed.)
+#[cfg(target_arch = "x86_64")]
+fn avx2_clmul() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq")
+        && !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl"))
+}
+
+/// CRC-64/NVME (ISA-L calls it Rocksoft) of the bytes behind `crc` followed by `bytes`, with
+/// ISA-L's 256-bit carry-less-multiply kernel; `None` on CPUs without it (see
+/// [`avx2_clmul`]). `crc` is the finished checksum so far (0 for no bytes).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn crc64_nvme_avx2(crc: u64, bytes: &[u8]) -> Option<u64> {
+    if !avx2_clmul() {
+        return None;
+    }
+    // SAFETY: the kernel reads exactly `len` bytes from `buf`, a live slice, and needs only
+    // AVX2 and VPCLMULQDQ, which `avx2_clmul` checked the CPU (and OS) support.
+    Some(unsafe { crc64_rocksoft_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn crc64_nvme_avx2(_crc: u64, _bytes: &[u8]) -> Option<u64> {
+    None
+}
