@@ -65,10 +65,34 @@ const APPENDERS_CACHED: usize = 4;
 /// kernels are 128-bit below AVX-512. That was 22 % of a GET's CPU on such a machine.
 #[must_use]
 pub fn extend_checksum(running: u64, bytes: &[u8]) -> u64 {
-    if let Some(crc) = crate::isal::crc64_nvme_avx2(running, bytes) {
-        return crc;
+    match crate::isal::crc64_nvme_avx2(running, bytes) {
+        Some(crc) => crc,
+        None => extend_portably(CHECKSUM_ALGORITHM, running, XOR_OUT, bytes),
     }
-    let mut digest = Digest::new_with_init_state(CHECKSUM_ALGORITHM, running ^ XOR_OUT);
+}
+
+/// S3's `CRC32` (CRC-32/ISO-HDLC) continued over more bytes, as [`extend_checksum`] does for
+/// CRC-64/NVME (and on the same 256-bit kernels where the CPU has them): the `crc(∅) == 0`
+/// convention, so a hasher is one `u32`. For the HTTP layer's `x-amz-checksum-crc32`, which
+/// boto3 and the AWS CLI send with every upload by default.
+#[must_use]
+pub fn extend_crc32(running: u32, bytes: &[u8]) -> u32 {
+    match crate::isal::crc32_iso_hdlc_avx2(running, bytes) {
+        Some(crc) => crc,
+        // CRC-32 values fit the low 32 bits of `crc-fast`'s 64-bit state.
+        None => extend_portably(
+            CrcAlgorithm::Crc32IsoHdlc,
+            u64::from(running),
+            u64::from(u32::MAX),
+            bytes,
+        ) as u32,
+    }
+}
+
+/// `crc-fast`'s kernel continued from a finished checksum `running` of an algorithm whose
+/// initial value and final XOR are both `xor_out` (true of CRC-64/NVME and CRC-32/ISO-HDLC).
+fn extend_portably(algorithm: CrcAlgorithm, running: u64, xor_out: u64, bytes: &[u8]) -> u64 {
+    let mut digest = Digest::new_with_init_state(algorithm, running ^ xor_out);
     digest.update(bytes);
     digest.finalize()
 }
@@ -265,9 +289,9 @@ mod tests {
     }
 
     #[test]
-    fn the_wide_kernel_agrees_with_crc_fast_at_every_length_and_alignment() {
-        // Whichever kernel `extend_checksum` picks on this CPU, it must give crc-fast's
-        // CRC-64/NVME for every length across the kernels' block boundaries (16, 32, 128,
+    fn the_wide_kernels_agree_with_crc_fast_at_every_length_and_alignment() {
+        // Whichever kernel `extend_checksum` and `extend_crc32` pick on this CPU, and the
+        // portable fallback, must give crc-fast's CRC for every length across the kernels' block boundaries (16, 32, 128,
         // 256 bytes), at unaligned starts, and when continued from a running value.
         let data: Vec<u8> = (0..5000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -280,9 +304,29 @@ mod tests {
                 let split = len / 3;
                 let running = chunk_checksum(&bytes[..split]);
                 assert_eq!(extend_checksum(running, &bytes[split..]), expected);
+                let portable =
+                    extend_portably(CHECKSUM_ALGORITHM, running, XOR_OUT, &bytes[split..]);
+                assert_eq!(portable, expected);
+
+                let expected = crc_fast::checksum(CrcAlgorithm::Crc32IsoHdlc, bytes) as u32;
+                let running = extend_crc32(0, &bytes[..split]);
+                assert_eq!(
+                    extend_crc32(running, &bytes[split..]),
+                    expected,
+                    "crc32 len {len}"
+                );
+                let portable = extend_portably(
+                    CrcAlgorithm::Crc32IsoHdlc,
+                    running.into(),
+                    u32::MAX.into(),
+                    &bytes[split..],
+                );
+                assert_eq!(portable as u32, expected);
             }
         }
         assert_eq!(chunk_checksum(&[]), 0);
+        assert_eq!(extend_crc32(0, b"123456789"), 0xcbf4_3926);
+        assert_eq!(extend_crc32(0, &[]), 0);
     }
 
     #[test]

@@ -119,9 +119,10 @@ extern "C" {
     // Declared here because the sys crate's bindings leave out `crc64.h`; libisal.a (built
     // from the same vendored sources) defines it. AVX2 + VPCLMULQDQ only: no GFNI or AVX-512.
     fn crc64_rocksoft_refl_avx2(init_crc: u64, buf: *const u8, len: u64) -> u64;
+    fn crc32_gzip_refl_avx2(init_crc: u32, buf: *const u8, len: u64) -> u32;
 }
 
-/// True when [`crc64_nvme_avx2`] runs here: the CPU has AVX2 and VPCLMULQDQ but not the
+/// True when [`crc64_nvme_avx2`] and [`crc32_iso_hdlc_avx2`] run here: the CPU has AVX2 and VPCLMULQDQ but not the
 /// AVX-512 forms, for which `crc-fast`'s own kernel is as fast. (ISA-L's dispatcher would
 /// pick its AVX2 kernel only on CPUs that also have GFNI and VAES, which the kernel does not
 /// use, so AMD Zen 3 would get the 128-bit one at half the speed.)
@@ -149,5 +150,21 @@ pub(crate) fn crc64_nvme_avx2(crc: u64, bytes: &[u8]) -> Option<u64> {
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn crc64_nvme_avx2(_crc: u64, _bytes: &[u8]) -> Option<u64> {
+    None
+}
+
+/// CRC-32/ISO-HDLC (the zlib and S3 `CRC32`; ISA-L's `gzip_refl`) of the bytes behind `crc`
+/// followed by `bytes`, as [`crc64_nvme_avx2`] does for CRC-64/NVME.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn crc32_iso_hdlc_avx2(crc: u32, bytes: &[u8]) -> Option<u32> {
+    if !avx2_clmul() {
+        return None;
+    }
+    // SAFETY: as for `crc64_nvme_avx2`.
+    Some(unsafe { crc32_gzip_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn crc32_iso_hdlc_avx2(_crc: u32, _bytes: &[u8]) -> Option<u32> {
     None
 }

@@ -29,8 +29,8 @@ pub mod geometry;
 mod isal;
 
 pub use checksum::{
-    checksum_trailer, chunk_checksum, extend_checksum, verify_chunk, verify_stored_chunk,
-    ChunkHasher, CrcAppender, CHECKSUM_ALGORITHM, CHECKSUM_LEN,
+    checksum_trailer, chunk_checksum, extend_checksum, extend_crc32, verify_chunk,
+    verify_stored_chunk, ChunkHasher, CrcAppender, CHECKSUM_ALGORITHM, CHECKSUM_LEN,
 };
 pub use codec::{Codec, ShardSet, CHECKSUM_STEP_BYTES, DECODE_CACHE_ENTRIES};
 pub use error::Error;
