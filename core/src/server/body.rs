@@ -19,6 +19,11 @@ use tessera_http::{S3Error, S3ErrorCode};
 use super::conn::BodyReader;
 use crate::site::ChunkBuf;
 
+/// Most bytes read from the socket at once between two aws-chunked chunks: the CRLF ending a
+/// chunk and the next chunk's header (about 90 bytes with a chunk signature), with room for
+/// longer lines (the decoder keeps a partial line and asks again).
+const FRAMING_READ_BYTES: usize = 256;
+
 /// A request body being read and verified.
 pub struct RequestBody<'r, 'c> {
     reader: &'r mut BodyReader<'c>,
@@ -89,9 +94,16 @@ impl<'r, 'c> RequestBody<'r, 'c> {
             return Ok(Some(data));
         }
         loop {
+            // Between aws-chunked chunks, read little more than the framing, so that the next
+            // chunk's data mostly arrives through `fill_chunk`'s direct reads rather than
+            // being copied out of the connection buffer (with 64 KiB chunks, most of it was).
+            let read_max = match &self.chunked {
+                Some(decoder) if decoder.data_remaining() == 0 => FRAMING_READ_BYTES,
+                _ => usize::MAX,
+            };
             let range = self
                 .reader
-                .peek()
+                .peek_reading_at_most(read_max)
                 .await
                 .map_err(super::conn::BodyReadError::s3_error)?;
             let Some(decoder) = &mut self.chunked else {

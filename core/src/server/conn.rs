@@ -71,10 +71,16 @@ impl Conn {
 
     /// Reads more bytes, waiting at most `timeout`. Compacts or grows the buffer as needed so
     /// that at least `READ_BUFFER_BYTES / 4` bytes are free.
-    async fn fill(&mut self, timeout: Duration, grow_to: usize) -> Result<usize, ReadError> {
+    /// Reads at most `read_max` more bytes (at least one) into the connection buffer.
+    async fn fill(
+        &mut self,
+        timeout: Duration,
+        grow_to: usize,
+        read_max: usize,
+    ) -> Result<usize, ReadError> {
         let buf = self.read_buf(grow_to)?;
         let len = buf.len();
-        let capacity = buf.capacity();
+        let capacity = buf.capacity().min(len.saturating_add(read_max.max(1)));
         let read =
             monoio::time::timeout(timeout, self.stream.read(buf.slice_mut(len..capacity))).await;
         match read {
@@ -315,7 +321,7 @@ async fn read_head(
             if wait.is_zero() {
                 return Err(HeadFailure::Closed);
             }
-            conn.fill(wait, grow_to).await
+            conn.fill(wait, grow_to, usize::MAX).await
         } else {
             conn.fill_idle(ctx, idle_deadline, grow_to).await
         };
@@ -473,6 +479,16 @@ impl<'c> BodyReader<'c> {
     /// The decoded bytes not yet taken, as a range for [`BodyReader::bytes`]; reads and decodes
     /// more when none are pending. An empty range means the body has ended.
     pub async fn peek(&mut self) -> Result<std::ops::Range<usize>, BodyReadError> {
+        self.peek_reading_at_most(usize::MAX).await
+    }
+
+    /// [`BodyReader::peek`], reading at most `read_max` bytes from the socket if it reads:
+    /// for framing that is followed by payload the caller would rather receive with
+    /// [`BodyReader::read_direct`] than copy out of the connection buffer.
+    pub async fn peek_reading_at_most(
+        &mut self,
+        read_max: usize,
+    ) -> Result<std::ops::Range<usize>, BodyReadError> {
         if self.failed {
             return Err(BodyReadError::Incomplete);
         }
@@ -511,7 +527,7 @@ impl<'c> BodyReader<'c> {
             }
             if self
                 .conn
-                .fill(self.timeout, READ_BUFFER_BYTES)
+                .fill(self.timeout, READ_BUFFER_BYTES, read_max)
                 .await
                 .is_err()
             {

@@ -138,16 +138,22 @@ def test_bad_flag_and_bad_config_exit_nonzero(tmp_path):
     assert r.returncode != 0 and "frobnicate" in r.stderr
 
 
-def signed_raw(gw, method, path, body=b"", headers=None):
-    """The raw bytes of a SigV4-signed request (payload hash over `body`)."""
+def signed_raw(gw, method, path, body=b"", headers=None, payload_hash=None):
+    """The raw bytes of a SigV4-signed request (payload hash over `body`, or `payload_hash`,
+    such as `STREAMING-UNSIGNED-PAYLOAD-TRAILER`)."""
     import botocore.auth
     import botocore.awsrequest
     import botocore.credentials
     from conftest import ACCESS_KEY, SECRET_KEY
+
+    class Auth(botocore.auth.S3SigV4Auth):
+        def payload(self, request):
+            return payload_hash or super().payload(request)
+
     request = botocore.awsrequest.AWSRequest(method=method, url=gw.endpoint + path, data=body,
                                              headers=headers or {})
-    botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY), "s3",
-                              "us-east-1").add_auth(request)
+    Auth(botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY), "s3",
+         "us-east-1").add_auth(request)
     prepared = request.prepare()
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
     for name, value in prepared.headers.items():
@@ -273,3 +279,64 @@ def test_a_slow_reader_gets_every_byte_of_a_large_object(gateway):
             if reads % 200 == 0:
                 time.sleep(0.01)
     assert got == body
+
+
+def aws_chunked(pieces, trailer_crc=None):
+    """An aws-chunked body of `pieces` with an `x-amz-checksum-crc32` trailer (the CRC of
+    their bytes unless `trailer_crc` is given)."""
+    import base64
+    import zlib
+    data = b"".join(pieces)
+    crc = zlib.crc32(data) if trailer_crc is None else trailer_crc
+    body = b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in pieces)
+    body += b"0\r\nx-amz-checksum-crc32:" + base64.b64encode(crc.to_bytes(4, "big")) + b"\r\n\r\n"
+    return data, body
+
+
+def put_aws_chunked(gateway, path, data, body, split_every=None):
+    """PUTs an aws-chunked `body` (decoding to `data`) over a raw socket, optionally in
+    segments of `split_every` bytes with pauses, so that chunk headers arrive cut in two."""
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "X-Amz-Decoded-Content-Length": str(len(data)),
+        "X-Amz-Trailer": "x-amz-checksum-crc32",
+    }
+    raw = signed_raw(gateway, "PUT", path, body, headers,
+                     payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if split_every is None:
+            s.sendall(raw)
+        else:
+            for at in range(0, len(raw), split_every):
+                s.sendall(raw[at:at + split_every])
+                time.sleep(0.002)
+        return read_responses(s, 1)[0]
+
+
+def test_aws_chunked_bodies_of_many_chunks_store_exact_bytes(gateway):
+    """Between aws-chunked chunks the gateway reads only a little past the framing and takes
+    the next chunk's data straight into its stripe buffers: chunks of every size, headers cut
+    across reads, and a wrong trailer CRC (rejected, nothing stored) all behave."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="awschunked")
+    rnd = os.urandom((3 << 20) + 4096)
+    sizes = [1, 100, 255, 256, 257, 65536, 65536, 200_000, 7] + [65536] * 40 + [12_345]
+    pieces, at = [], 0
+    for size in sizes:
+        pieces.append(rnd[at:at + size])
+        at += size
+    data, body = aws_chunked(pieces)
+    status, _, reply = put_aws_chunked(gateway, "/awschunked/whole", data, body)
+    assert status == 200, reply
+    assert s3.get_object(Bucket="awschunked", Key="whole")["Body"].read() == data
+    small = [rnd[:300], rnd[300:301], rnd[301:70_000], rnd[70_000:70_090]]
+    data, body = aws_chunked(small)
+    status, _, reply = put_aws_chunked(gateway, "/awschunked/cut", data, body, split_every=61)
+    assert status == 200, reply
+    assert s3.get_object(Bucket="awschunked", Key="cut")["Body"].read() == data
+    data, body = aws_chunked(pieces[:20], trailer_crc=12345)
+    status, _, reply = put_aws_chunked(gateway, "/awschunked/bad", data, body)
+    assert status == 400 and b"BadDigest" in reply, (status, reply)
+    names = [o["Key"] for o in s3.list_objects_v2(Bucket="awschunked").get("Contents", [])]
+    assert names == ["cut", "whole"]
