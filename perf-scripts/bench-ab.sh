@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# A/B of gateway binaries: runs the same tessera-bench step against each binary in turn,
+# alternating A B A B … so that drift on a noisy machine hits both alike, and prints one line
+# per run (progress) and a table of medians (min–max): MiB/s, the gateway's CPU seconds per
+# GiB (utime + stime of the gateway process from /proc) and its peak RSS.
+#
+#   perf-scripts/bench-ab.sh [--op put|get] [--size 64MiB] [--concurrency 16] [--duration 8s]
+#       [--reps 5] [--cores 2] [--sites 3] [--policy ec:2+1] [--etag fast|md5]
+#       [--fsync always|never] [--mode unsigned|signed|chunked-crc32|chunked-signed]
+#       [--objects 16] [--state DIR] BINARY...
+#
+# Build each binary first, e.g. `git stash; cargo build --release --bin tessera;
+# cp target/release/tessera /tmp/tessera-a`. The sites live under --state (default
+# /tmp/tessera-bench-ab; use a journaled filesystem, see journaled-fs.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OP=put SIZE=64MiB CONC=16 DURATION=8s REPS=5 CORES=2 SITES=3 POLICY=ec:2+1 ETAG=fast
+FSYNC=always MODE=unsigned OBJECTS=16 STATE=/tmp/tessera-bench-ab
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --op) OP=$2; shift 2 ;;
+    --size) SIZE=$2; shift 2 ;;
+    --concurrency) CONC=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --cores) CORES=$2; shift 2 ;;
+    --sites) SITES=$2; shift 2 ;;
+    --policy) POLICY=$2; shift 2 ;;
+    --etag) ETAG=$2; shift 2 ;;
+    --fsync) FSYNC=$2; shift 2 ;;
+    --mode) MODE=$2; shift 2 ;;
+    --objects) OBJECTS=$2; shift 2 ;;
+    --state) STATE=$2; shift 2 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -*) echo "bench-ab: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+    esac
+done
+[ $# -ge 1 ] || { echo "bench-ab: name at least one gateway binary" >&2; exit 2; }
+for bin in "$@"; do [ -x "$bin" ] || { echo "bench-ab: $bin is not an executable" >&2; exit 2; }; done
+command -v jq >/dev/null || { echo "bench-ab: needs jq" >&2; exit 1; }
+
+BENCH="${TESSERA_BENCH_BIN:-target/release/tessera-bench}"
+[ -x "$BENCH" ] || cargo build --release -p tessera-bench
+CLUSTER=perf-scripts/bench-cluster.sh
+export BENCH_STATE="$STATE"
+results=$(mktemp)
+trap 'bash "$CLUSTER" stop all >/dev/null 2>&1 || true; rm -f "$results"' EXIT
+
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+clk_tck=$(getconf CLK_TCK)
+
+echo "bench-ab: $OP $SIZE c=$CONC $DURATION × $REPS, --cores $CORES, $SITES dir sites $POLICY, etag $ETAG, fsync $FSYNC, $MODE"
+for ((rep = 1; rep <= REPS; rep++)); do
+    for bin in "$@"; do
+        bash "$CLUSTER" stop all >/dev/null 2>&1 || true
+        TESSERA_BIN="$bin" bash "$CLUSTER" gateway --policy "$POLICY" --cores "$CORES" \
+            --sites "$SITES" --fsync "$FSYNC" --etag "$ETAG" >/dev/null
+        eval "$(bash "$CLUSTER" env)"
+        export AWS_ACCESS_KEY_ID=$BENCH_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$BENCH_SECRET_KEY
+        url=$BENCH_GATEWAY_URL pid=$BENCH_GATEWAY_PID
+        "$BENCH" put --endpoint "$url" --setup --objects 1 --size 1 --quiet >/dev/null
+        if [ "$OP" = get ]; then
+            "$BENCH" put --endpoint "$url" --objects "$OBJECTS" --size "$SIZE" -c 4 --prefix ab- \
+                --quiet >/dev/null
+        fi
+        echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+        t0=$(cpu_ticks "$pid")
+        json=$("$BENCH" "$OP" --endpoint "$url" --no-prepare --objects "$OBJECTS" --size "$SIZE" \
+            -c "$CONC" --duration "$DURATION" --prefix ab- --mode "$MODE" --json --quiet || true)
+        t1=$(cpu_ticks "$pid")
+        rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+        line=$(jq -r --argjson ticks "$((t1 - t0))" --argjson hz "$clk_tck" --argjson rss "$rss" \
+            --arg bin "$bin" '[.results[] | select(.phase != "prepare")][0] |
+            "\($bin) \(.mib_s) \(if .bytes > 0 then ($ticks / $hz) / (.bytes / 1073741824) else 0 end) \($rss / 1024) \(.errors)"' \
+            <<<"$json")
+        echo "$line" >>"$results"
+        read -r b mibs cpu rss_mib errors <<<"$line"
+        printf 'run %d/%d %-28s %8.1f MiB/s %6.3f CPU-s/GiB %5.0f MiB RSS errors %s\n' \
+            "$rep" "$REPS" "$b" "$mibs" "$cpu" "$rss_mib" "$errors"
+    done
+done
+
+echo
+echo "| binary | MiB/s | gateway CPU-s/GiB | peak RSS MiB | errors |"
+echo "|---|---|---|---|---|"
+for bin in "$@"; do
+    awk -v bin="$bin" '
+        function median(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }
+        $1 == bin { n++; m[n] = $2; c[n] = $3; r[n] = $4; e += $5 }
+        END {
+            sort(m, n); sort(c, n); sort(r, n)
+            printf "| %s | %.0f (%.0f–%.0f) | %.3f (%.3f–%.3f) | %.0f (%.0f–%.0f) | %d |\n",
+                bin, median(m, n), m[1], m[n], median(c, n), c[1], c[n], median(r, n), r[1], r[n], e
+        }' "$results"
+done
