@@ -291,8 +291,9 @@ mod tests {
     #[test]
     fn the_wide_kernels_agree_with_crc_fast_at_every_length_and_alignment() {
         // Whichever kernel `extend_checksum` and `extend_crc32` pick on this CPU, and the
-        // portable fallback, must give crc-fast's CRC for every length across the kernels' block boundaries (16, 32, 128,
-        // 256 bytes), at unaligned starts, and when continued from a running value.
+        // portable fallback, must give crc-fast's CRC for every length across the kernels'
+        // block boundaries (16, 32, 128, 256 bytes), at unaligned starts, and when continued
+        // from a running value.
         let data: Vec<u8> = (0..5000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();

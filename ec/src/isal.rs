@@ -122,10 +122,10 @@ extern "C" {
     fn crc32_gzip_refl_avx2(init_crc: u32, buf: *const u8, len: u64) -> u32;
 }
 
-/// True when [`crc64_nvme_avx2`] and [`crc32_iso_hdlc_avx2`] run here: the CPU has AVX2 and VPCLMULQDQ but not the
-/// AVX-512 forms, for which `crc-fast`'s own kernel is as fast. (ISA-L's dispatcher would
-/// pick its AVX2 kernel only on CPUs that also have GFNI and VAES, which the kernel does not
-/// use, so AMD Zen 3 would get the 128-bit one at half the speed.)
+/// True when [`crc64_nvme_avx2`] and [`crc32_iso_hdlc_avx2`] run here: the CPU has AVX2 and
+/// VPCLMULQDQ but not the AVX-512 forms, for which `crc-fast`'s own kernel is as fast.
+/// (ISA-L's dispatcher would pick its AVX2 kernel only on CPUs that also have GFNI and VAES,
+/// which the kernel does not use, so AMD Zen 3 would get the 128-bit one at half the speed.)
 #[cfg(target_arch = "x86_64")]
 fn avx2_clmul() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
