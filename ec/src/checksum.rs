@@ -1,8 +1,9 @@
 //! Per-chunk checksums: CRC-64/NVME over each stored chunk, kept in an 8-byte little-endian
 //! trailer right after the chunk on its shard (see `docs/ec-layout.md`).
 //!
-//! Why CRC-64/NVME rather than CRC32C: both run at tens of GB/s per core here through
-//! `crc-fast` (VPCLMULQDQ kernels; see the `checksum` bench), so speed does not decide. The
+//! Why CRC-64/NVME rather than CRC32C: both run at tens of GB/s per core (`crc-fast`'s
+//! AVX-512 kernels, or ISA-L's AVX2 ones on CPUs without AVX-512; see [`extend_checksum`]),
+//! so speed does not decide. The
 //! 64-bit check misses a random corruption with probability 2^-64 instead of 2^-32, which
 //! matters when scrubbing billions of chunks over years, and costs 4 more bytes per chunk
 //! (8 bytes per MiB, 0.0008 %). It is also the checksum S3 itself defaults to for full-object
