@@ -3,9 +3,9 @@
 //!
 //! Why CRC-64/NVME rather than CRC32C: both run at tens of GB/s per core (`crc-fast`'s
 //! AVX-512 kernels, or ISA-L's AVX2 ones on CPUs without AVX-512; see [`extend_checksum`]),
-//! so speed does not decide. The
-//! 64-bit check misses a random corruption with probability 2^-64 instead of 2^-32, which
-//! matters when scrubbing billions of chunks over years, and costs 4 more bytes per chunk
+//! so speed does not decide. The 64-bit check misses a random corruption with probability
+//! 2^-64 instead of 2^-32, which matters when scrubbing billions of chunks over years, and
+//! costs 4 more bytes per chunk
 //! (8 bytes per MiB, 0.0008 %). It is also the checksum S3 itself defaults to for full-object
 //! checksums, so the crate and the HTTP layer share one well-tested algorithm.
 

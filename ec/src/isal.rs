@@ -138,33 +138,27 @@ fn avx2_clmul() -> bool {
 /// CRC-64/NVME (ISA-L calls it Rocksoft) of the bytes behind `crc` followed by `bytes`, with
 /// ISA-L's 256-bit carry-less-multiply kernel; `None` on CPUs without it (see
 /// [`avx2_clmul`]). `crc` is the finished checksum so far (0 for no bytes).
-#[cfg(target_arch = "x86_64")]
 pub(crate) fn crc64_nvme_avx2(crc: u64, bytes: &[u8]) -> Option<u64> {
-    if !avx2_clmul() {
-        return None;
+    #[cfg(target_arch = "x86_64")]
+    if avx2_clmul() {
+        // SAFETY: the kernel reads exactly `len` bytes from `buf`, a live slice, and needs
+        // only AVX2 and VPCLMULQDQ, which `avx2_clmul` checked the CPU (and OS) support.
+        return Some(unsafe { crc64_rocksoft_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) });
     }
-    // SAFETY: the kernel reads exactly `len` bytes from `buf`, a live slice, and needs only
-    // AVX2 and VPCLMULQDQ, which `avx2_clmul` checked the CPU (and OS) support.
-    Some(unsafe { crc64_rocksoft_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn crc64_nvme_avx2(_crc: u64, _bytes: &[u8]) -> Option<u64> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (crc, bytes);
     None
 }
 
 /// CRC-32/ISO-HDLC (the zlib and S3 `CRC32`; ISA-L's `gzip_refl`) of the bytes behind `crc`
 /// followed by `bytes`, as [`crc64_nvme_avx2`] does for CRC-64/NVME.
-#[cfg(target_arch = "x86_64")]
 pub(crate) fn crc32_iso_hdlc_avx2(crc: u32, bytes: &[u8]) -> Option<u32> {
-    if !avx2_clmul() {
-        return None;
+    #[cfg(target_arch = "x86_64")]
+    if avx2_clmul() {
+        // SAFETY: as for `crc64_nvme_avx2`.
+        return Some(unsafe { crc32_gzip_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) });
     }
-    // SAFETY: as for `crc64_nvme_avx2`.
-    Some(unsafe { crc32_gzip_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn crc32_iso_hdlc_avx2(_crc: u32, _bytes: &[u8]) -> Option<u32> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (crc, bytes);
     None
 }

@@ -166,7 +166,7 @@ impl ChecksumValue {
 
 enum HasherState {
     /// CRC-32C, through `crc-fast`.
-    Crc(crc_fast::Digest),
+    Crc32c(crc_fast::Digest),
     /// CRC-32 and CRC-64/NVME as finished values so far, through `tessera-ec`'s kernels
     /// (ISA-L's 256-bit ones where the CPU has them: twice `crc-fast`'s speed below AVX-512).
     Crc32(u32),
@@ -196,7 +196,9 @@ impl ChecksumHasher {
         use crc_fast::CrcAlgorithm as Crc;
         let state = match algorithm {
             ChecksumAlgorithm::Crc32 => HasherState::Crc32(0),
-            ChecksumAlgorithm::Crc32c => HasherState::Crc(crc_fast::Digest::new(Crc::Crc32Iscsi)),
+            ChecksumAlgorithm::Crc32c => {
+                HasherState::Crc32c(crc_fast::Digest::new(Crc::Crc32Iscsi))
+            }
             ChecksumAlgorithm::Crc64Nvme => HasherState::Crc64(0),
             ChecksumAlgorithm::Sha1 => HasherState::Sha1(Sha1::new()),
             ChecksumAlgorithm::Sha256 => HasherState::Sha256(Sha256::new()),
@@ -207,7 +209,7 @@ impl ChecksumHasher {
     /// Feeds bytes.
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.state {
-            HasherState::Crc(d) => d.update(data),
+            HasherState::Crc32c(d) => d.update(data),
             HasherState::Crc32(crc) => *crc = tessera_ec::extend_crc32(*crc, data),
             HasherState::Crc64(crc) => *crc = tessera_ec::extend_checksum(*crc, data),
             HasherState::Sha1(d) => d.update(data),
@@ -220,8 +222,10 @@ impl ChecksumHasher {
     pub fn finalize(self) -> ChecksumValue {
         let mut bytes = [0u8; CHECKSUM_BYTES_MAX];
         match self.state {
-            // A CRC-32 fits the low 32 bits.
-            HasherState::Crc(d) => bytes[..4].copy_from_slice(&(d.finalize() as u32).to_be_bytes()),
+            // A CRC-32C fits the low 32 bits of crc-fast's result.
+            HasherState::Crc32c(d) => {
+                bytes[..4].copy_from_slice(&(d.finalize() as u32).to_be_bytes());
+            }
             HasherState::Crc32(crc) => bytes[..4].copy_from_slice(&crc.to_be_bytes()),
             HasherState::Crc64(crc) => bytes[..8].copy_from_slice(&crc.to_be_bytes()),
             HasherState::Sha1(d) => bytes[..20].copy_from_slice(&d.finalize()),

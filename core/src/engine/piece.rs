@@ -113,6 +113,10 @@ impl Piece {
     }
 }
 
+/// Most `iovec`s one vectored write takes (Linux's `IOV_MAX`); a piece of more slices goes
+/// out in several writes.
+const IOVECS_PER_WRITE: usize = 1024;
+
 /// A [`Piece`] as the `iovec` array of vectored writes, advanced past what was written.
 ///
 /// (monoio 0.2.4's `write_vectored_all` does not advance an `iovec` it wrote partly, and
@@ -182,7 +186,7 @@ unsafe impl monoio::buf::IoVecBuf for PieceIo {
     }
 
     fn read_iovec_len(&self) -> usize {
-        self.iovecs.len() - self.first
+        (self.iovecs.len() - self.first).min(IOVECS_PER_WRITE)
     }
 }
 
@@ -229,5 +233,21 @@ mod tests {
         let (whole, spare) = Piece::whole(b"xyz".to_vec()).into_vec();
         assert_eq!((whole.as_slice(), spare.len()), (&b"xyz"[..], 0));
         assert!(Piece::whole(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn one_write_takes_at_most_iov_max_slices() {
+        use monoio::buf::IoVecBuf as _;
+        let mut piece = Piece::default();
+        let buffer = piece.add_buffer(vec![7; 3000]);
+        // Every other byte: 1500 slices that cannot merge.
+        for i in 0..1500 {
+            piece.push_slice(buffer, 2 * i..2 * i + 1);
+        }
+        let mut io = PieceIo::new(piece);
+        assert_eq!(io.read_iovec_len(), IOVECS_PER_WRITE);
+        io.advance(IOVECS_PER_WRITE);
+        assert_eq!(io.read_iovec_len(), 1500 - IOVECS_PER_WRITE);
+        assert_eq!(io.remaining(), 1500 - IOVECS_PER_WRITE);
     }
 }

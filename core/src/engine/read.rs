@@ -328,20 +328,21 @@ impl Segment {
     /// buffers they were read into (no copy); parity buffers go back to the pool.
     fn assemble(&self, stripes: &Range<u64>, have: Vec<Option<Fetched>>) -> Piece {
         let mut piece = Piece::default();
-        let mut slots = Vec::with_capacity(have.len());
+        // Per data shard: its buffer's index in `piece` and its chunks' ranges in the buffer.
+        let mut data = Vec::with_capacity(self.shape.k);
         for (i, fetched) in have.into_iter().enumerate() {
-            slots.push(fetched.map(|fetched| {
-                if i < self.shape.k {
-                    (Some(piece.add_buffer(fetched.buffer)), fetched.chunks)
-                } else {
-                    self.engine.give_buffer(fetched.buffer);
-                    (None, Vec::new())
+            match fetched {
+                Some(f) if i < self.shape.k => {
+                    data.push(Some((piece.add_buffer(f.buffer), f.chunks)));
                 }
-            }));
+                Some(f) => self.engine.give_buffer(f.buffer),
+                None if i < self.shape.k => data.push(None),
+                None => {}
+            }
         }
         for (position, index) in stripes.clone().enumerate() {
             let stripe = self.layout.stripe(index);
-            for (i, slot) in slots.iter().enumerate().take(self.shape.k) {
+            for (i, slot) in data.iter().enumerate() {
                 let chunk_range = stripe.data_chunk_range(i);
                 let start = chunk_range.start.max(self.range.start);
                 let end = chunk_range.end.min(self.range.end);
@@ -349,7 +350,7 @@ impl Segment {
                     continue;
                 }
                 // `fetch_batch` returned every needed shard's chunks (fetched or rebuilt).
-                let Some((Some(buffer), chunks)) = slot else {
+                let Some((buffer, chunks)) = slot else {
                     continue;
                 };
                 let chunk = chunks[position].start;

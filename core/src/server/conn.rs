@@ -22,8 +22,6 @@ use crate::site::chunk_buf::{ChunkBuf, IO_ALIGN};
 /// 4096 idle connections per core under 256 MiB; a head must fit `header_bytes_max`, which the
 /// config bounds to 1 MiB, so the buffer grows to that at most.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
-/// Most `iovec`s in one vectored write (Linux's `IOV_MAX`).
-const IOVECS_MAX: usize = 1024;
 /// Unread body bytes we drain (rather than close) after a response that did not need the body.
 pub const DRAIN_BYTES_MAX: u64 = 256 * 1024;
 /// How often an idle connection wakes to notice shutdown.
@@ -69,9 +67,8 @@ impl Conn {
         debug_assert!(self.start <= self.buf.len());
     }
 
-    /// Reads more bytes, waiting at most `timeout`. Compacts or grows the buffer as needed so
-    /// that at least `READ_BUFFER_BYTES / 4` bytes are free.
-    /// Reads at most `read_max` more bytes (at least one) into the connection buffer.
+    /// Reads more bytes, at most `read_max` (at least one), waiting at most `timeout`. Compacts
+    /// or grows the buffer as needed so that at least `READ_BUFFER_BYTES / 4` bytes are free.
     async fn fill(
         &mut self,
         timeout: Duration,
@@ -174,18 +171,8 @@ impl Conn {
         result.map(|_| bytes).map_err(|_| ())
     }
 
-    /// Writes every byte of `piece` with vectored writes (no copy into one buffer), or, for
-    /// a piece of more slices than one `writev` takes, from one flattened buffer.
+    /// Writes every byte of `piece` with vectored writes (no copy into one buffer).
     async fn write_all_piece(&mut self, piece: Piece) -> Result<Piece, ()> {
-        if piece.slice_count() > IOVECS_MAX {
-            let (bytes, mut spare) = piece.into_vec();
-            spare.push(self.write_all_buf(bytes).await?);
-            let mut back = Piece::default();
-            for buffer in spare {
-                back.add_buffer(buffer);
-            }
-            return Ok(back);
-        }
         let mut io = PieceIo::new(piece);
         while io.remaining() > 0 {
             let (result, back) = self.stream.writev(io).await;
