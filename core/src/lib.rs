@@ -20,6 +20,7 @@ pub mod handlers;
 pub mod mesh;
 pub mod metrics;
 pub mod recover;
+pub mod recv_lowat;
 pub mod runtime;
 pub mod server;
 pub mod site;

@@ -52,6 +52,16 @@ fn figures(bytes: usize, wall: Duration, start: (Duration, Duration)) -> Figures
 }
 
 fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
+    // `TESSERA_SITE_BENCH_MODES=https` (a comma-separated list of labels' first words or whole
+    // labels) runs only those modes, e.g. to profile one.
+    if let Ok(modes) = std::env::var("TESSERA_SITE_BENCH_MODES") {
+        if !modes
+            .split(',')
+            .any(|m| label == m || label.starts_with(&format!("{m} ")))
+        {
+            return;
+        }
+    }
     let site = Site::open(&SiteConfig::S3(config.clone())).expect("open");
     let shards = (total_mib << 20) / SHARD_BYTES;
     let shards_per_task = shards.div_ceil(TASKS);

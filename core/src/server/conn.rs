@@ -16,6 +16,7 @@ use super::response::Response;
 use super::{dispatch, CoreCtx};
 use crate::engine::piece::{Piece, PieceIo};
 use crate::metrics::CoreMetrics;
+use crate::recv_lowat::RecvLowat;
 use crate::site::chunk_buf::{ChunkBuf, IO_ALIGN};
 
 /// Read buffer per connection. 64 KiB amortises syscalls for streamed bodies while keeping
@@ -46,6 +47,8 @@ pub struct Conn {
     buf: Vec<u8>,
     start: usize,
     write_buf: Vec<u8>,
+    /// The socket's receive low-water mark: raised for body reads of known length.
+    lowat: RecvLowat,
 }
 
 impl Conn {
@@ -55,6 +58,7 @@ impl Conn {
             buf: Vec::with_capacity(READ_BUFFER_BYTES),
             start: 0,
             write_buf: Vec::with_capacity(4096),
+            lowat: RecvLowat::default(),
         }
     }
 
@@ -75,6 +79,8 @@ impl Conn {
         grow_to: usize,
         read_max: usize,
     ) -> Result<usize, ReadError> {
+        // What comes next is of unknown length (a head, framing): wake at every byte.
+        self.lowat.reset(&self.stream).map_err(|_| ReadError::Io)?;
         let buf = self.read_buf(grow_to)?;
         let len = buf.len();
         let capacity = buf.capacity().min(len.saturating_add(read_max.max(1)));
@@ -136,6 +142,7 @@ impl Conn {
         if ctx.shared.is_shutting_down() {
             return Err(ReadError::Shutdown);
         }
+        self.lowat.reset(&self.stream).map_err(|_| ReadError::Io)?;
         let buf = self.read_buf(grow_to)?;
         let len = buf.len();
         let capacity = buf.capacity();
@@ -551,10 +558,17 @@ impl<'c> BodyReader<'c> {
             return (Ok(None), buf);
         }
         let payload_max = buf.payload_max() + buf.head();
-        let read = self
-            .conn
-            .stream
-            .read(buf.slice_mut(range.start..range.start + len));
+        // All `len` bytes are sure to come (the body's declared length): wake once most of
+        // them are here rather than at every segment.
+        let conn = &mut *self.conn;
+        let read = async {
+            if let Err(err) = conn.lowat.wait(&conn.stream, len).await {
+                return (Err(err), buf.slice_mut(range.start..range.start + len));
+            }
+            conn.stream
+                .read(buf.slice_mut(range.start..range.start + len))
+                .await
+        };
         let (result, buf) = match monoio::time::timeout(self.timeout, read).await {
             Ok((result, slice)) => (result, slice.into_inner()),
             Err(_elapsed) => {

@@ -30,6 +30,7 @@ use monoio::BufResult;
 use rustls::pki_types::ServerName;
 
 use super::tls::TlsStream;
+use crate::recv_lowat::RecvLowat;
 
 use super::super::{SiteError, TimeoutPhase};
 use super::wire::RESPONSE_HEAD_BYTES_MAX;
@@ -47,7 +48,7 @@ impl Stream {
     pub async fn read(&mut self, buf: SliceMut<Vec<u8>>) -> BufResult<usize, SliceMut<Vec<u8>>> {
         match self {
             Stream::Plain(s) => s.read(buf).await,
-            Stream::Tls(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf, None).await,
         }
     }
 
@@ -68,6 +69,8 @@ pub struct Conn {
     pub rbuf: Vec<u8>,
     /// Start of the unconsumed bytes in `rbuf`.
     pub rpos: usize,
+    /// The TCP socket's receive low-water mark.
+    lowat: RecvLowat,
 }
 
 impl Conn {
@@ -76,6 +79,26 @@ impl Conn {
             stream,
             rbuf: Vec::with_capacity(RESPONSE_HEAD_BYTES_MAX),
             rpos: 0,
+            lowat: RecvLowat::default(),
+        }
+    }
+
+    /// Reads body bytes into the slice's spare room, all of which the server is sure to send
+    /// (the rest of a framed body): the read completes once most of them have arrived rather
+    /// than at every segment (see [`crate::recv_lowat`]).
+    pub async fn read_body(
+        &mut self,
+        buf: SliceMut<Vec<u8>>,
+    ) -> BufResult<usize, SliceMut<Vec<u8>>> {
+        match &mut self.stream {
+            Stream::Plain(tcp) => {
+                let to_come = buf.end() - buf.begin();
+                if let Err(err) = self.lowat.wait(tcp, to_come).await {
+                    return (Err(err), buf);
+                }
+                tcp.read(buf).await
+            }
+            Stream::Tls(tls) => tls.read(buf, Some(&mut self.lowat)).await,
         }
     }
 
@@ -106,6 +129,14 @@ impl Conn {
         let len = self.rbuf.len();
         if len == self.rbuf.capacity() {
             return Err(SiteError::Protocol("response head too large"));
+        }
+        // A head's length is unknown: wake at every byte.
+        let tcp = match &self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.tcp(),
+        };
+        if let Err(err) = self.lowat.reset(tcp) {
+            return Err(io_error(&err));
         }
         let buf = std::mem::take(&mut self.rbuf);
         let slice = buf.slice_mut(len..RESPONSE_HEAD_BYTES_MAX.max(len));

@@ -889,7 +889,7 @@ impl S3Site {
             let capacity = buf.capacity();
             let filled = buf.len();
             let slice = buf.slice_mut(filled..target);
-            let Ok((result, slice)) = monoio::time::timeout(idle, conn.stream.read(slice)).await
+            let Ok((result, slice)) = monoio::time::timeout(idle, conn.read_body(slice)).await
             else {
                 return (
                     Err(SiteError::Timeout(TimeoutPhase::Idle)),

@@ -24,10 +24,15 @@ use monoio::BufResult;
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 
+use crate::recv_lowat::RecvLowat;
+
 /// Ciphertext bytes moved per socket operation, and the cap on records queued inside rustls.
 /// 256 KiB is 16 full records: enough to cut per-operation costs 16-fold against 16 KiB, small
 /// enough that 64 connections per core hold 32 MiB of TLS buffers at most.
 pub const TLS_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Most plaintext bytes one TLS record carries (RFC 8446 §5.1, RFC 5246 §6.2.1).
+const RECORD_PLAINTEXT_MAX: usize = 16 * 1024;
 
 /// An established TLS client session.
 pub struct TlsStream {
@@ -107,9 +112,20 @@ impl TlsStream {
         Ok(n)
     }
 
+    /// The TCP socket under the session.
+    #[must_use]
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
     /// Reads plaintext into the slice's spare room (appending to the vector); 0 at the end of
-    /// the session.
-    pub async fn read(&mut self, slice: SliceMut<Vec<u8>>) -> BufResult<usize, SliceMut<Vec<u8>>> {
+    /// the session. With `lowat`, all of the spare room is known to come (the rest of a framed
+    /// body), so socket reads may wait for much of it (see [`crate::recv_lowat`]).
+    pub async fn read(
+        &mut self,
+        slice: SliceMut<Vec<u8>>,
+        mut lowat: Option<&mut RecvLowat>,
+    ) -> BufResult<usize, SliceMut<Vec<u8>>> {
         let (begin, end) = (slice.begin(), slice.end());
         let mut vec = slice.into_inner();
         debug_assert_eq!(vec.len(), begin);
@@ -134,6 +150,20 @@ impl TlsStream {
                     }
                 }
                 Err(err) => return (Err(err), SliceMut::new(vec, begin, end)),
+            }
+            if let Some(lowat) = lowat.as_deref_mut() {
+                if self.rpos == self.rbuf.len() {
+                    // All plaintext is drained and all ciphertext read is given to rustls,
+                    // which may hold one partial record of this body: the socket will carry
+                    // at least the rest minus that record's plaintext. One wait fills at most
+                    // one socket read.
+                    let to_come = (end - vec.len())
+                        .saturating_sub(RECORD_PLAINTEXT_MAX)
+                        .min(TLS_BUFFER_BYTES);
+                    if let Err(err) = lowat.wait(&self.tcp, to_come).await {
+                        return (Err(err), SliceMut::new(vec, begin, end));
+                    }
+                }
             }
             match self.feed().await {
                 Ok(0) => {
