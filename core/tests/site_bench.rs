@@ -9,6 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+// The site client runs inside the gateway, which runs on mimalloc (rustls allocates per record).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use tessera_core::site::config::{PayloadSigning, S3SiteConfig};
 use tessera_core::site::{ByteRange, Site, SiteConfig};
 
