@@ -5,11 +5,14 @@
 //!                   ─► write_tls into wbuf ─► one io_uring send of up to ~256 KiB
 //!  read(into buf)   ◄─ session.reader().fill_buf ◄─ process_new_packets ◄─ read_tls(rbuf)
 //!                                                  ◄─ one io_uring recv of up to 256 KiB
+//!                                                     (1 MiB, lent, inside a large body)
 //! ```
 //!
 //! monoio-rustls moves ciphertext through fixed 16 KiB buffers, i.e. one `io_uring` operation per
 //! TLS record; measured here that doubled the system time of a TLS transfer compared with plain
-//! TCP. This adaptor batches up to `TLS_BUFFER_BYTES` of records per operation. It is used for
+//! TCP. This adaptor batches up to `TLS_BUFFER_BYTES` of records per operation. Inside a body of
+//! known length it waits for up to 1 MiB of ciphertext per socket read (the receive low-water
+//! mark, [`crate::recv_lowat`]), read into a buffer lent for the read. It is used for
 //! established connections only through [`TlsStream::read`] and [`TlsStream::write_all`], so it
 //! needs no `AsyncReadRent` plumbing. A dropped (timed-out) operation loses the stream's buffer;
 //! the connection is then discarded by its lease, never reused.
@@ -36,7 +39,8 @@ pub const TLS_BUFFER_BYTES: usize = 256 * 1024;
 const RECORD_PLAINTEXT_MAX: usize = 16 * 1024;
 
 /// Ciphertext read buffer while a large body comes in: one wake-up and one socket read take up
-/// to this much (site-bench TLS GET: 0.40 → 0.30–0.35 CPU-s/GiB against 256 KiB reads). Such
+/// to this much (site-bench TLS GET, alternating runs: 0.35–0.39 → 0.33–0.34 CPU-s/GiB against
+/// 256 KiB reads). Such
 /// buffers are lent per body read from a per-core spare list, so idle pooled connections keep
 /// only their `TLS_BUFFER_BYTES` one.
 const BODY_READ_BYTES: usize = 1024 * 1024;
