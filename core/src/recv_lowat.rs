@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use monoio::net::TcpStream;
 
-/// Most bytes one wait asks for: bounds the kernel memory a connection holds queued (a
-/// 64-connection core holds at most 64 MiB) and the data a reader lets pile up.
+/// Most bytes one wait asks for. Raising the mark also raises the socket's receive buffer to
+/// hold it (the kernel does that), so this bounds how far one connection's buffer grows for it.
 pub const MARK_MAX_BYTES: usize = 1 << 20;
 
 /// Fewer bytes than this still to come: an ordinary read (the mark would save little).

@@ -126,39 +126,51 @@ extern "C" {
 /// VPCLMULQDQ but not the AVX-512 forms, for which `crc-fast`'s own kernel is as fast.
 /// (ISA-L's dispatcher would pick its AVX2 kernel only on CPUs that also have GFNI and VAES,
 /// which the kernel does not use, so AMD Zen 3 would get the 128-bit one at half the speed.)
+/// Detected once: it is asked on every checksum update.
 #[cfg(target_arch = "x86_64")]
 fn avx2_clmul() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("pclmulqdq")
-        && std::arch::is_x86_feature_detected!("vpclmulqdq")
-        && !(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl"))
+    static DETECTED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("vpclmulqdq")
+            && !(std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl"))
+    });
+    *DETECTED
+}
+
+/// Runs `kernel` when the 256-bit CRC kernels run here (see [`avx2_clmul`]), else `None`.
+#[cfg(target_arch = "x86_64")]
+fn on_avx2_clmul<T>(kernel: impl FnOnce() -> T) -> Option<T> {
+    avx2_clmul().then(kernel)
 }
 
 /// CRC-64/NVME (ISA-L calls it Rocksoft) of the bytes behind `crc` followed by `bytes`, with
-/// ISA-L's 256-bit carry-less-multiply kernel; `None` on CPUs without it (see
-/// [`avx2_clmul`]). `crc` is the finished checksum so far (0 for no bytes).
+/// ISA-L's 256-bit carry-less-multiply kernel; `None` on CPUs without it. `crc` is the
+/// finished checksum so far (0 for no bytes).
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn crc64_nvme_avx2(crc: u64, bytes: &[u8]) -> Option<u64> {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_clmul() {
-        // SAFETY: the kernel reads exactly `len` bytes from `buf`, a live slice, and needs
-        // only AVX2 and VPCLMULQDQ, which `avx2_clmul` checked the CPU (and OS) support.
-        return Some(unsafe { crc64_rocksoft_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) });
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (crc, bytes);
-    None
+    // SAFETY: the kernel reads exactly `len` bytes from `buf`, a live slice, and needs only
+    // AVX2 and VPCLMULQDQ, which `on_avx2_clmul` checked the CPU (and OS) support.
+    on_avx2_clmul(|| unsafe { crc64_rocksoft_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) })
 }
 
 /// CRC-32/ISO-HDLC (the zlib and S3 `CRC32`; ISA-L's `gzip_refl`) of the bytes behind `crc`
 /// followed by `bytes`, as [`crc64_nvme_avx2`] does for CRC-64/NVME.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn crc32_iso_hdlc_avx2(crc: u32, bytes: &[u8]) -> Option<u32> {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_clmul() {
-        // SAFETY: as for `crc64_nvme_avx2`.
-        return Some(unsafe { crc32_gzip_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) });
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (crc, bytes);
+    // SAFETY: as for `crc64_nvme_avx2`.
+    on_avx2_clmul(|| unsafe { crc32_gzip_refl_avx2(crc, bytes.as_ptr(), bytes.len() as u64) })
+}
+
+/// No 256-bit CRC kernels off x86-64: the callers use `crc-fast`.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn crc64_nvme_avx2(_crc: u64, _bytes: &[u8]) -> Option<u64> {
+    None
+}
+
+/// See the x86-64 version.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn crc32_iso_hdlc_avx2(_crc: u32, _bytes: &[u8]) -> Option<u32> {
     None
 }

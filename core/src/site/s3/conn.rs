@@ -52,6 +52,15 @@ impl Stream {
         }
     }
 
+    /// The TCP socket (under the TLS session, if any).
+    #[must_use]
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.tcp(),
+        }
+    }
+
     /// Writes all of `buf`.
     pub async fn write_all<T: IoBuf + 'static>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
@@ -131,11 +140,7 @@ impl Conn {
             return Err(SiteError::Protocol("response head too large"));
         }
         // A head's length is unknown: wake at every byte.
-        let tcp = match &self.stream {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.tcp(),
-        };
-        if let Err(err) = self.lowat.reset(tcp) {
+        if let Err(err) = self.lowat.reset(self.stream.tcp()) {
             return Err(io_error(&err));
         }
         let buf = std::mem::take(&mut self.rbuf);
