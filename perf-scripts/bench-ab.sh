@@ -49,6 +49,14 @@ results=$(mktemp)
 trap 'bash "$CLUSTER" stop all >/dev/null 2>&1 || true; rm -f "$results"' EXIT
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# Uploads per MD5 batch so far (how full the lanes ran), from the admin listener (the URL's
+# port + 1, see bench-cluster.sh); "-" for binaries without the counters or without MD5 work.
+md5_jobs_per_batch() {
+    local admin="${1%:*}:$((${1##*:} + 1))"
+    curl -s "$admin/metrics" 2>/dev/null | awk '/^tessera_md5_batches_total/ { b += $2 }
+        /^tessera_md5_jobs_total/ { j += $2 }
+        END { if (b > 0) printf "%.2f", j / b; else printf "-" }'
+}
 clk_tck=$(getconf CLK_TCK)
 
 echo "bench-ab: $OP $SIZE c=$CONC $DURATION × $REPS, --cores $CORES, $SITES dir sites $POLICY, etag $ETAG, fsync $FSYNC, $MODE"
@@ -71,14 +79,15 @@ for ((rep = 1; rep <= REPS; rep++)); do
             -c "$CONC" --duration "$DURATION" --prefix ab- --mode "$MODE" --json --quiet || true)
         t1=$(cpu_ticks "$pid")
         rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+        md5=$(md5_jobs_per_batch "$url")
         line=$(jq -r --argjson ticks "$((t1 - t0))" --argjson hz "$clk_tck" --argjson rss "$rss" \
             --arg bin "$bin" '[.results[] | select(.phase != "prepare")][0] |
             "\($bin) \(.mib_s) \(if .bytes > 0 then ($ticks / $hz) / (.bytes / 1073741824) else 0 end) \($rss / 1024) \(.errors)"' \
             <<<"$json")
         echo "$line" >>"$results"
         read -r b mibs cpu rss_mib errors <<<"$line"
-        printf 'run %d/%d %-28s %8.1f MiB/s %6.3f CPU-s/GiB %5.0f MiB RSS errors %s\n' \
-            "$rep" "$REPS" "$b" "$mibs" "$cpu" "$rss_mib" "$errors"
+        printf 'run %d/%d %-28s %8.1f MiB/s %6.3f CPU-s/GiB %5.0f MiB RSS errors %s MD5 jobs/batch %s\n' \
+            "$rep" "$REPS" "$b" "$mibs" "$cpu" "$rss_mib" "$errors" "$md5"
     done
 done
 

@@ -26,6 +26,12 @@ pub struct CoreMetrics {
     pub bytes_in: AtomicU64,
     /// Response body bytes sent.
     pub bytes_out: AtomicU64,
+    /// Batches the core's MD5 lanes hashed (see `engine::md5_lanes`).
+    pub md5_batches: AtomicU64,
+    /// Stripes those batches held: jobs ÷ batches is how many uploads shared the lanes.
+    pub md5_jobs: AtomicU64,
+    /// Stripe chunks hashed in SIMD lanes rather than one stream at a time.
+    pub md5_chunks_in_lanes: AtomicU64,
 }
 
 impl CoreMetrics {
@@ -37,6 +43,14 @@ impl CoreMetrics {
     /// Subtracts `n` from `counter`.
     pub fn sub(counter: &AtomicU64, n: u64) {
         counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Copies the core's MD5 lane counts `(batches, jobs, chunks in lanes)` (kept in plain cells
+    /// by the engine) into the metrics.
+    pub fn mirror_md5_lanes(&self, (batches, jobs, in_lanes): (u64, u64, u64)) {
+        self.md5_batches.store(batches, Ordering::Relaxed);
+        self.md5_jobs.store(jobs, Ordering::Relaxed);
+        self.md5_chunks_in_lanes.store(in_lanes, Ordering::Relaxed);
     }
 
     /// Records the status of one answered request.
@@ -55,7 +69,7 @@ impl CoreMetrics {
 pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
     type Field = fn(&CoreMetrics) -> &AtomicU64;
     let mut out = String::new();
-    let series: [(&str, &str, Field); 8] = [
+    let series: [(&str, &str, Field); 11] = [
         ("tessera_connections_accepted_total", "counter", |m| {
             &m.connections_accepted
         }),
@@ -72,6 +86,11 @@ pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
         }),
         ("tessera_body_bytes_in_total", "counter", |m| &m.bytes_in),
         ("tessera_body_bytes_out_total", "counter", |m| &m.bytes_out),
+        ("tessera_md5_batches_total", "counter", |m| &m.md5_batches),
+        ("tessera_md5_jobs_total", "counter", |m| &m.md5_jobs),
+        ("tessera_md5_chunks_in_lanes_total", "counter", |m| {
+            &m.md5_chunks_in_lanes
+        }),
     ];
     for (name, kind, field) in series {
         let _ = writeln!(out, "# TYPE {name} {kind}");

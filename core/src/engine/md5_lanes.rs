@@ -34,6 +34,8 @@ pub struct Md5Lanes {
     in_lanes: Cell<u64>,
     /// Input of the throwaway lanes that pad a group to the kernel's width.
     zeros: RefCell<Vec<u8>>,
+    /// The fewest real streams worth padding to [`LANES_NARROW`] lanes on this CPU.
+    pad_narrow: usize,
 }
 
 impl std::fmt::Debug for Md5Lanes {
@@ -81,8 +83,10 @@ impl Md5Lanes {
     /// Lanes using the best SIMD level of this CPU.
     #[must_use]
     pub fn new() -> Self {
+        let kernel = Md5Many::new();
         Md5Lanes {
-            kernel: Md5Many::new(),
+            pad_narrow: pad_narrow(kernel.lanes()),
+            kernel,
             queue: RefCell::new(Vec::new()),
             batches: Cell::new(0),
             jobs: Cell::new(0),
@@ -160,7 +164,7 @@ impl Md5Lanes {
             let take = same.min(LANES_WIDE);
             let width = match take {
                 t if t >= LANES_PAD_WIDE => LANES_WIDE,
-                t if t >= LANES_PAD_NARROW => LANES_NARROW,
+                t if t >= self.pad_narrow => LANES_NARROW,
                 _ => 0,
             };
             if width == 0 {
@@ -192,13 +196,25 @@ impl Md5Lanes {
     }
 }
 
-/// The SIMD kernel's efficient widths, and the fewest real streams worth padding to each
-/// (measured here with AVX-512: 8 lanes 2.5 GB/s, 16 lanes 5.4 GB/s, one stream 0.8 GB/s; any
-/// other width falls to 0.2–0.9 GB/s).
+/// The SIMD kernel's efficient widths, and the fewest real streams worth padding to the wide
+/// one (any other width falls to 0.2–1.6 GB/s on the CPUs below).
 const LANES_WIDE: usize = 16;
 const LANES_NARROW: usize = 8;
 const LANES_PAD_WIDE: usize = 9;
-const LANES_PAD_NARROW: usize = 3;
+
+/// The fewest real streams worth padding to 8 lanes, for a kernel `native_lanes` wide. Padding
+/// pays once the real streams' share of the 8 lanes beats one stream hashed alone:
+/// - AVX-512 (16 native lanes; 8 run on its AVX2 path), EPYC of 2026-12-06: 8 lanes 2.5 GB/s,
+///   one stream 0.8 GB/s, so 3 streams (0.94 GB/s of real input) before it pays.
+/// - AVX2 (8 native lanes), Zen 3 EPYC: 8 lanes 3.4–3.7 GB/s, one stream 0.47–0.65 GB/s, so
+///   2 streams (0.85–0.93 GB/s) already beat hashing them one after the other.
+fn pad_narrow(native_lanes: usize) -> usize {
+    if native_lanes == LANES_NARROW {
+        2
+    } else {
+        3
+    }
+}
 
 impl Md5Stream<'_> {
     /// Queues the first `lengths[i]` bytes of `buffers[i]`, in order, for hashing, and returns
@@ -321,6 +337,31 @@ mod tests {
             let (digest, _) = stream.finish();
             assert_eq!(digest, <[u8; 16]>::from(md5::Md5::digest(object)));
         }
+    }
+
+    /// Two uploads in lockstep share the 8 lanes where that beats hashing them one at a time
+    /// (AVX2 kernels), and are hashed one at a time elsewhere; the digests are right either way.
+    #[test]
+    fn two_lockstep_streams_use_the_lanes_where_that_pays() {
+        let lanes = Md5Lanes::new();
+        let objects: Vec<Vec<u8>> = (0..2).map(|i| pattern(i, 3 * 65_536)).collect();
+        let mut streams: Vec<Md5Stream<'_>> = objects.iter().map(|_| lanes.stream()).collect();
+        for stripe in 0..3 {
+            let mut back = Vec::new();
+            for (stream, object) in streams.iter_mut().zip(&objects) {
+                let mut buffer = ChunkBuf::take(65_536);
+                buffer.reset(0);
+                buffer.extend_from_slice(&object[stripe * 65_536..(stripe + 1) * 65_536]);
+                back.push(stream.submit(vec![buffer], vec![65_536]));
+            }
+        }
+        let digests: Vec<[u8; 16]> = streams.into_iter().map(|s| s.finish().0).collect();
+        for (digest, object) in digests.iter().zip(&objects) {
+            assert_eq!(*digest, <[u8; 16]>::from(md5::Md5::digest(object)));
+        }
+        let (_, _, in_lanes) = lanes.counts();
+        let expected = if lanes.pad_narrow <= 2 { 6 } else { 0 };
+        assert_eq!(in_lanes, expected, "{} native lanes", lanes.kernel.lanes());
     }
 
     #[test]

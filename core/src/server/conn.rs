@@ -256,6 +256,9 @@ pub async fn serve_connection(ctx: &Rc<CoreCtx>, stream: TcpStream) {
         let mut response = dispatch::handle(ctx, &head, &mut body, &request_id).await;
         let body_state = body.finish().await;
         CoreMetrics::add(&ctx.metrics().bytes_in, body_state.payload_bytes);
+        if let Some(lanes) = &ctx.engine.md5_lanes {
+            ctx.metrics().mirror_md5_lanes(lanes.counts());
+        }
         if !body_state.clean {
             response.close = true;
         }

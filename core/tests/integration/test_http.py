@@ -340,3 +340,38 @@ def test_aws_chunked_bodies_of_many_chunks_store_exact_bytes(gateway):
     assert status == 400 and b"BadDigest" in reply, (status, reply)
     names = [o["Key"] for o in s3.list_objects_v2(Bucket="awschunked").get("Contents", [])]
     assert names == ["cut", "whole"]
+
+
+def admin_get(gw, path):
+    with socket.create_connection(("127.0.0.1", gw.admin_port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        [(status, _, body)] = read_responses(s, 1)
+    return status, body.decode()
+
+
+def metric_sum(text, name):
+    values = re.findall(rf"^{name}\{{core=\"\d+\"\}} (\d+)$", text, re.M)
+    assert values, f"{name} missing from:\n{text}"
+    return sum(int(v) for v in values)
+
+
+def test_admin_health_and_metrics_count_requests_bytes_and_md5_lanes(gateway):
+    """The admin listener answers /health, and /metrics counts the requests, body bytes and
+    the MD5 ETag work of uploads (every stripe of an MD5-ETag upload is one job of a batch)."""
+    status, body = admin_get(gateway, "/health")
+    assert status == 200, body
+    client = gateway.client()
+    client.create_bucket(Bucket="metered")
+    sizes = [3 * (1 << 20) + 1, 5 * (1 << 20), 1]
+    for i, size in enumerate(sizes):
+        client.put_object(Bucket="metered", Key=f"k{i}", Body=os.urandom(size))
+    status, text = admin_get(gateway, "/metrics")
+    assert status == 200, text
+    assert metric_sum(text, "tessera_requests_total") >= 1 + len(sizes)
+    assert metric_sum(text, "tessera_body_bytes_in_total") >= sum(sizes)
+    batches = metric_sum(text, "tessera_md5_batches_total")
+    jobs = metric_sum(text, "tessera_md5_jobs_total")
+    # One job per stripe (2 MiB of data at ec 2+1 with 1 MiB chunks): 2 + 3 + 1 stripes.
+    assert jobs == 6, text
+    assert 1 <= batches <= jobs, text
+    metric_sum(text, "tessera_md5_chunks_in_lanes_total")
