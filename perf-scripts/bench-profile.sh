@@ -5,7 +5,7 @@
 #
 #   perf-scripts/bench-profile.sh [--target gateway|baseline|noop] [--policy ec:2+1]
 #       [--cores 2] [--size 64MiB] [--concurrency 4] [--duration 10s] [--freq 499]
-#       [--mode unsigned] [--fsync always|never] [--out DIR (default /tmp/tessera-bench-profile)] [--no-build]
+#       [--mode unsigned] [--fsync always|never] [--etag md5|fast] [--out DIR (default /tmp/tessera-bench-profile)] [--no-build]
 #
 # Writes OUT/{put,get}.svg (flame graphs), .folded (stacks) and .top.txt (top functions by
 # self and inclusive time), next to the tessera-bench JSON of each run.
@@ -22,6 +22,7 @@ FREQ=499
 MODE=unsigned
 FSYNC=always
 OUT=/tmp/tessera-bench-profile
+ETAG=md5
 BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --cores) CORES=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --fsync) FSYNC=$2; shift 2 ;;
+    --etag) ETAG=$2; shift 2 ;;
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --freq) FREQ=$2; shift 2 ;;
@@ -55,7 +57,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 trap 'bash "$CLUSTER" stop all >/dev/null 2>&1 || true' EXIT
 case "$TARGET" in
-gateway) bash "$CLUSTER" gateway --policy "$POLICY" --cores "$CORES" --fsync "$FSYNC" ;;
+gateway) bash "$CLUSTER" gateway --policy "$POLICY" --cores "$CORES" --fsync "$FSYNC" --etag "$ETAG" ;;
 baseline) bash "$CLUSTER" baseline ;;
 noop) bash "$CLUSTER" noop --object-size "$SIZE" ;;
 *) echo "bench-profile: unknown target $TARGET" >&2; exit 2 ;;
