@@ -45,6 +45,10 @@ pub struct EngineConfig {
     /// Hash the MD5 ETags of a core's concurrent uploads together in SIMD lanes (default on;
     /// off hashes each upload alone, as the body streams in).
     pub md5_lanes: bool,
+    /// Longest an upload finishing its MD5 waits for other uploads of its core to queue stripes
+    /// beside its last one, so they are hashed together (default 2 ms; 0 = never wait). Trades
+    /// PUT latency under concurrency for CPU; see `engine::md5_lanes`.
+    pub md5_finish_wait_ms: u64,
     /// Bytes of stripe buffers the uploads of one core may hold together (default 128 MiB);
     /// further uploads wait for their turn (their clients are slowed by TCP) instead of growing
     /// memory.
@@ -66,6 +70,7 @@ impl Default for EngineConfig {
             object_size_max: 5 << 30,
             etag: crate::engine::EtagMode::Md5,
             md5_lanes: true,
+            md5_finish_wait_ms: 2,
             upload_memory_per_core: crate::engine::budget::UPLOAD_MEMORY_PER_CORE_DEFAULT,
             orphan_grace_ms: crate::engine::scrub::ORPHAN_GRACE_MS_DEFAULT,
             upload_age_max_s: 7 * 86_400,
@@ -344,6 +349,11 @@ impl Config {
             self.engine.object_size_max >= 1,
             "engine.object_size_max",
             "must be positive",
+        )?;
+        check(
+            self.engine.md5_finish_wait_ms <= 1000,
+            "engine.md5_finish_wait_ms",
+            "must be at most 1000",
         )?;
         check(
             self.engine.upload_age_max_s >= 1,

@@ -411,7 +411,10 @@ impl Engine {
             .await;
         let digest = match result {
             Ok(()) => {
-                let md5 = hashers.md5.take().map(|stream| stream.finish().0);
+                let md5 = match hashers.md5.take() {
+                    Some(stream) => Some(stream.finish().await.0),
+                    None => None,
+                };
                 body.finish(md5).await
             }
             Err(e) => Err(e),

@@ -194,7 +194,12 @@ fn build_engine(config: &crate::config::Config) -> Result<crate::engine::Engine,
     );
     built.etag_mode = engine.etag;
     built.upload_budget = crate::engine::budget::ByteBudget::new(engine.upload_memory_per_core);
-    if !engine.md5_lanes {
+    if engine.md5_lanes {
+        built.md5_lanes = Some(
+            crate::engine::md5_lanes::Md5Lanes::new()
+                .with_finish_wait(std::time::Duration::from_millis(engine.md5_finish_wait_ms)),
+        );
+    } else {
         built.md5_lanes = None;
     }
     Ok(built)
