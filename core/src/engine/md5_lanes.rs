@@ -15,9 +15,10 @@
 //! later) is the queue hashed — by then the other uploads of the core have queued their stripes
 //! too. The cost is one extra set of k data buffers per upload. An upload's *last* stripe is
 //! different: its digest is needed at once (for the shard footers), so [`Md5Stream::finish`]
-//! waits up to a bound (`engine.md5_finish_wait_ms`, [`FINISH_WAIT_DEFAULT`]) for other live uploads of the core to queue a stripe beside it —
-//! without that, an object of one stripe (1 MiB at 2+1) would always be hashed alone. It never
-//! waits when every other live upload already has a stripe queued (a lone upload never waits).
+//! waits up to a bound (`engine.md5_finish_wait_ms`, [`FINISH_WAIT_DEFAULT`]) for other live
+//! uploads of the core to queue a stripe beside it — without that, an object of one stripe
+//! (1 MiB at 2+1) would always be hashed alone. It never waits when every other live upload
+//! already has a stripe queued (a lone upload never waits).
 //! Jobs own their buffers, so an upload dropped mid-way leaves nothing dangling.
 //! Single-threaded by design (one per core, `!Sync`).
 
