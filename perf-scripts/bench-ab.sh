@@ -2,7 +2,8 @@
 # A/B of gateway binaries: runs the same tessera-bench step against each binary in turn,
 # alternating A B A B … so that drift on a noisy machine hits both alike, and prints one line
 # per run (progress) and a table of medians (min–max): MiB/s, the gateway's CPU seconds per
-# GiB (utime + stime of the gateway process from /proc) and its peak RSS.
+# GiB (utime + stime of the gateway process from /proc), its peak RSS and the requests' p50 and
+# p99 latency.
 #
 #   perf-scripts/bench-ab.sh [--op put|get] [--size 64MiB] [--concurrency 16] [--duration 8s]
 #       [--reps 5] [--cores 2] [--sites 3] [--policy ec:2+1] [--etag fast|md5]
@@ -82,26 +83,27 @@ for ((rep = 1; rep <= REPS; rep++)); do
         md5=$(md5_jobs_per_batch "$url")
         line=$(jq -r --argjson ticks "$((t1 - t0))" --argjson hz "$clk_tck" --argjson rss "$rss" \
             --arg bin "$bin" '[.results[] | select(.phase != "prepare")][0] |
-            "\($bin) \(.mib_s) \(if .bytes > 0 then ($ticks / $hz) / (.bytes / 1073741824) else 0 end) \($rss / 1024) \(.errors)"' \
+            "\($bin) \(.mib_s) \(if .bytes > 0 then ($ticks / $hz) / (.bytes / 1073741824) else 0 end) \($rss / 1024) \(.errors) \(.latency_us.p50 / 1000) \(.latency_us.p99 / 1000)"' \
             <<<"$json")
         echo "$line" >>"$results"
-        read -r b mibs cpu rss_mib errors <<<"$line"
-        printf 'run %d/%d %-28s %8.1f MiB/s %6.3f CPU-s/GiB %5.0f MiB RSS errors %s MD5 jobs/batch %s\n' \
-            "$rep" "$REPS" "$b" "$mibs" "$cpu" "$rss_mib" "$errors" "$md5"
+        read -r b mibs cpu rss_mib errors p50 p99 <<<"$line"
+        printf 'run %d/%d %-28s %8.1f MiB/s %6.3f CPU-s/GiB %5.0f MiB RSS p50 %.1f ms p99 %.1f ms errors %s MD5 jobs/batch %s\n' \
+            "$rep" "$REPS" "$b" "$mibs" "$cpu" "$rss_mib" "$p50" "$p99" "$errors" "$md5"
     done
 done
 
 echo
-echo "| binary | MiB/s | gateway CPU-s/GiB | peak RSS MiB | errors |"
-echo "|---|---|---|---|---|"
+echo "| binary | MiB/s | gateway CPU-s/GiB | peak RSS MiB | p50 ms | p99 ms | errors |"
+echo "|---|---|---|---|---|---|---|"
 for bin in "$@"; do
     awk -v bin="$bin" '
         function median(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
         function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }
-        $1 == bin { n++; m[n] = $2; c[n] = $3; r[n] = $4; e += $5 }
+        $1 == bin { n++; m[n] = $2; c[n] = $3; r[n] = $4; e += $5; p[n] = $6; q[n] = $7 }
         END {
-            sort(m, n); sort(c, n); sort(r, n)
-            printf "| %s | %.0f (%.0f–%.0f) | %.3f (%.3f–%.3f) | %.0f (%.0f–%.0f) | %d |\n",
-                bin, median(m, n), m[1], m[n], median(c, n), c[1], c[n], median(r, n), r[1], r[n], e
+            sort(m, n); sort(c, n); sort(r, n); sort(p, n); sort(q, n)
+            printf "| %s | %.0f (%.0f–%.0f) | %.3f (%.3f–%.3f) | %.0f (%.0f–%.0f) | %.1f | %.1f | %d |\n",
+                bin, median(m, n), m[1], m[n], median(c, n), c[1], c[n], median(r, n), r[1], r[n],
+                median(p, n), median(q, n), e
         }' "$results"
 done
