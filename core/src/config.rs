@@ -442,6 +442,15 @@ mod tests {
             .contains("engine.upload_age_max_s"));
         no_age.engine.upload_age_max_s = 2;
         assert!(no_age.validate().is_ok());
+        assert_eq!(config.engine.md5_finish_wait_ms, 2);
+        let mut long_wait = Config::from_toml("[engine]\nmd5_finish_wait_ms = 1001\n").unwrap();
+        assert!(long_wait
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("engine.md5_finish_wait_ms"));
+        long_wait.engine.md5_finish_wait_ms = 0;
+        assert!(long_wait.validate().is_ok());
     }
 
     /// Unknown keys and wrong types name the offending key.
