@@ -270,6 +270,14 @@ impl Config {
                 Err(ConfigError(format!("{key}: {why}")))
             }
         };
+        let (s3, admin) = (self.server.listen, self.server.admin_listen);
+        let specific = !s3.ip().is_unspecified() && !admin.ip().is_unspecified();
+        check(
+            s3.port() == 0 || s3.port() != admin.port() || (s3.ip() != admin.ip() && specific),
+            "server.admin_listen",
+            "must differ from the S3 address (both listen with SO_REUSEPORT: the kernel would \
+             hand S3 connections to the admin listener)",
+        )?;
         check(
             (1024..=1 << 20).contains(&limits.header_bytes_max),
             "limits.header_bytes_max",
@@ -451,6 +459,21 @@ mod tests {
             .contains("engine.md5_finish_wait_ms"));
         long_wait.engine.md5_finish_wait_ms = 0;
         assert!(long_wait.validate().is_ok());
+    }
+
+    /// The admin listener cannot share the S3 address (both bind with SO_REUSEPORT, so the
+    /// kernel would split connections between them); port 0 (any free port) is fine.
+    #[test]
+    fn admin_address_differs_from_the_s3_address() {
+        let same = "[server]\nlisten = \"127.0.0.1:9100\"\nadmin_listen = \"127.0.0.1:9100\"\n";
+        let err = Config::from_toml(same).unwrap().validate().unwrap_err();
+        assert!(err.0.contains("server.admin_listen"), "{}", err.0);
+        let wildcard = "[server]\nlisten = \"0.0.0.0:9100\"\nadmin_listen = \"127.0.0.1:9100\"\n";
+        assert!(Config::from_toml(wildcard).unwrap().validate().is_err());
+        let other_ip = "[server]\nlisten = \"127.0.0.1:9100\"\nadmin_listen = \"127.0.0.2:9100\"\n";
+        assert!(Config::from_toml(other_ip).unwrap().validate().is_ok());
+        let any = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
+        assert!(Config::from_toml(any).unwrap().validate().is_ok());
     }
 
     /// Unknown keys and wrong types name the offending key.

@@ -26,10 +26,19 @@ def binary():
     return os.environ.get("TESSERA_BIN", os.path.join(ROOT, "target", "debug", "tessera"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` distinct free ports, all bound at once: a port closed and asked for again can
+    come back, and a gateway given one port for S3 and admin split its connections between them
+    (the CI flake of test_corrupt_shard_is_repaired_after_a_read: CreateBucket got the admin
+    listener's 404)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class Gateway:
@@ -38,8 +47,7 @@ class Gateway:
     def __init__(self, extra_args=(), env=None, data_dir=None, config_text=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="tessera-it-")
         self.data_dir = data_dir or os.path.join(self.tmp.name, "data")
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.port, self.admin_port = free_ports(2)
         self.endpoint = f"http://127.0.0.1:{self.port}"
         args = [binary(), "serve", "--data-dir", self.data_dir,
                 "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}"]
