@@ -442,23 +442,27 @@ mod tests {
         assert_eq!(config.server.data_dir, PathBuf::from("./tessera-data"));
         assert_eq!(config.engine.upload_age_max_s, 7 * 86_400);
         assert!(config.validate().is_ok());
-        let mut no_age = Config::from_toml("[engine]\nupload_age_max_s = 0\n").unwrap();
-        assert!(no_age
-            .validate()
-            .unwrap_err()
-            .0
-            .contains("engine.upload_age_max_s"));
+        let mut no_age = rejected(
+            "[engine]\nupload_age_max_s = 0\n",
+            "engine.upload_age_max_s",
+        );
         no_age.engine.upload_age_max_s = 2;
         assert!(no_age.validate().is_ok());
         assert_eq!(config.engine.md5_finish_wait_ms, 2);
-        let mut long_wait = Config::from_toml("[engine]\nmd5_finish_wait_ms = 1001\n").unwrap();
-        assert!(long_wait
-            .validate()
-            .unwrap_err()
-            .0
-            .contains("engine.md5_finish_wait_ms"));
+        let mut long_wait = rejected(
+            "[engine]\nmd5_finish_wait_ms = 1001\n",
+            "engine.md5_finish_wait_ms",
+        );
         long_wait.engine.md5_finish_wait_ms = 0;
         assert!(long_wait.validate().is_ok());
+    }
+
+    /// Parses `toml`, asserts that validation fails naming `key`, and returns the config.
+    fn rejected(toml: &str, key: &str) -> Config {
+        let config = Config::from_toml(toml).unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(err.0.contains(key), "{}", err.0);
+        config
     }
 
     /// The admin listener cannot share the S3 address (both bind with SO_REUSEPORT, so the
@@ -466,8 +470,7 @@ mod tests {
     #[test]
     fn admin_address_differs_from_the_s3_address() {
         let same = "[server]\nlisten = \"127.0.0.1:9100\"\nadmin_listen = \"127.0.0.1:9100\"\n";
-        let err = Config::from_toml(same).unwrap().validate().unwrap_err();
-        assert!(err.0.contains("server.admin_listen"), "{}", err.0);
+        rejected(same, "server.admin_listen");
         let wildcard = "[server]\nlisten = \"0.0.0.0:9100\"\nadmin_listen = \"127.0.0.1:9100\"\n";
         assert!(Config::from_toml(wildcard).unwrap().validate().is_err());
         let other_ip = "[server]\nlisten = \"127.0.0.1:9100\"\nadmin_listen = \"127.0.0.2:9100\"\n";

@@ -24,3 +24,17 @@ pub mod recv_lowat;
 pub mod runtime;
 pub mod server;
 pub mod site;
+
+/// Helpers shared by the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Runs `future` to completion on a fresh single-thread runtime with timers (io_uring where
+    /// available, epoll otherwise), as each core's runtime is.
+    pub fn run<F: std::future::Future>(future: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+}

@@ -227,14 +227,7 @@ pub async fn serve_inbox(store: MetaStore<FileStorage>, inbox: flume::Receiver<E
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run<F: std::future::Future>(future: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime")
-            .block_on(future)
-    }
+    use crate::test_support::run;
 
     /// The bucket lock admits one holder at a time across threads: a second core waiting for
     /// it gets it only after the first drops its guard, and is woken across threads.

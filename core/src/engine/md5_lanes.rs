@@ -42,8 +42,6 @@ pub struct Md5Lanes {
     in_lanes: Cell<u64>,
     /// Input of the throwaway lanes that pad a group to the kernel's width.
     zeros: RefCell<Vec<u8>>,
-    /// The fewest real streams worth padding to [`LANES_NARROW`] lanes on this CPU.
-    pad_narrow: usize,
     /// Streams started and not yet finished or dropped.
     live: Cell<usize>,
     /// Finishing streams waiting for company, woken whenever a job is queued or hashed.
@@ -107,7 +105,6 @@ impl Md5Lanes {
     pub fn new() -> Self {
         let kernel = Md5Many::new();
         Md5Lanes {
-            pad_narrow: pad_narrow(kernel.lanes()),
             live: Cell::new(0),
             waiting: RefCell::new(Vec::new()),
             finish_wait: FINISH_WAIT_DEFAULT,
@@ -184,11 +181,16 @@ impl Md5Lanes {
         }
     }
 
+    /// The fewest real streams worth padding to [`LANES_NARROW`] lanes on this CPU.
+    fn pad_narrow(&self) -> usize {
+        pad_narrow(self.kernel.lanes())
+    }
+
     /// Whether a finishing stream whose job is queued should hash the queue now: it is full
     /// enough for the lanes, or every live stream already has a job in it.
     fn batch_ready(&self) -> bool {
         let queued = self.queue.borrow().len();
-        queued >= self.pad_narrow || queued >= self.live.get()
+        queued >= self.pad_narrow() || queued >= self.live.get()
     }
 
     /// Appends `input` to `states[job]` for every member. Members whose inputs have the same
@@ -213,7 +215,7 @@ impl Md5Lanes {
             let take = same.min(LANES_WIDE);
             let width = match take {
                 t if t >= LANES_PAD_WIDE => LANES_WIDE,
-                t if t >= self.pad_narrow => LANES_NARROW,
+                t if t >= self.pad_narrow() => LANES_NARROW,
                 _ => 0,
             };
             if width == 0 {
@@ -329,15 +331,8 @@ impl Drop for Md5Stream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::run as block_on;
     use md5::Digest as _;
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime")
-            .block_on(future)
-    }
 
     fn one_chunk(data: &[u8]) -> Vec<ChunkBuf> {
         let mut buffer = ChunkBuf::take(data.len());
@@ -449,7 +444,7 @@ mod tests {
             assert_eq!(*digest, <[u8; 16]>::from(md5::Md5::digest(object)));
         }
         let (_, _, in_lanes) = lanes.counts();
-        let expected = if lanes.pad_narrow <= 2 { 6 } else { 0 };
+        let expected = if lanes.pad_narrow() <= 2 { 6 } else { 0 };
         assert_eq!(in_lanes, expected, "{} native lanes", lanes.kernel.lanes());
     }
 
