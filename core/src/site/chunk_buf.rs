@@ -58,9 +58,13 @@ pub trait ShardBytes: monoio::buf::IoBuf + 'static {
     fn payload(&self) -> &[u8];
     /// Where the payload lies in the buffer's [`monoio::buf::IoBuf`] view.
     fn payload_range(&self) -> Range<usize>;
-    /// An empty buffer like this one, handed back when an abandoned write kept this one.
+    /// What [`ShardBytes::like`] needs to make another buffer like this one.
+    fn capacity_like(&self) -> usize;
+    /// An empty buffer like one whose [`ShardBytes::capacity_like`] was `capacity`, handed back
+    /// when an abandoned write kept the original. Made only then: a write that completes
+    /// allocates nothing.
     #[must_use]
-    fn fresh(&self) -> Self;
+    fn like(capacity: usize) -> Self;
 }
 
 impl ShardBytes for Vec<u8> {
@@ -72,8 +76,12 @@ impl ShardBytes for Vec<u8> {
         0..self.len()
     }
 
-    fn fresh(&self) -> Self {
-        Vec::with_capacity(self.capacity())
+    fn capacity_like(&self) -> usize {
+        self.capacity()
+    }
+
+    fn like(capacity: usize) -> Self {
+        Vec::with_capacity(capacity)
     }
 }
 
@@ -86,8 +94,12 @@ impl ShardBytes for ChunkBuf {
         ChunkBuf::payload_range(self)
     }
 
-    fn fresh(&self) -> Self {
-        ChunkBuf::take(self.capacity - IO_ALIGN)
+    fn capacity_like(&self) -> usize {
+        self.capacity - IO_ALIGN
+    }
+
+    fn like(payload_max: usize) -> Self {
+        ChunkBuf::take(payload_max)
     }
 }
 

@@ -381,19 +381,22 @@ impl S3Site {
     }
 
     /// Writes `buf` within the idle timeout and gives it back; on a timeout the buffer went
-    /// down with the cancelled write and a new one of the same capacity is handed back.
+    /// down with the cancelled write and a new one like it is handed back.
     async fn write_timed<B: ShardBytes>(
         &self,
         conn: &mut Conn,
         buf: B,
     ) -> (Result<(), SiteError>, B) {
-        let fresh = buf.fresh();
+        let capacity = buf.capacity_like();
         let range = buf.payload_range();
         let idle = Duration::from_millis(self.0.config.idle_timeout_ms);
         match monoio::time::timeout(idle, conn.stream.write_all(buf.slice(range))).await {
             Ok((Ok(_), buf)) => (Ok(()), buf.into_inner()),
             Ok((Err(err), buf)) => (Err(conn::io_error(&err)), buf.into_inner()),
-            Err(_) => (Err(SiteError::Timeout(TimeoutPhase::Idle)), fresh),
+            Err(_) => (
+                Err(SiteError::Timeout(TimeoutPhase::Idle)),
+                B::like(capacity),
+            ),
         }
     }
 
