@@ -21,6 +21,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod recover;
 pub mod recv_lowat;
+pub mod rep_movsb;
 pub mod runtime;
 pub mod server;
 pub mod site;

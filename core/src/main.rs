@@ -30,6 +30,10 @@ stored in DATA_DIR/credentials.toml (mode 0600).
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("serve" | "recover")) {
+        // Before any thread exists: may replace the process with itself (same PID).
+        tessera_core::rep_movsb::reexec_if_slow();
+    }
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("recover") => recover(&args[1..]),
