@@ -169,6 +169,60 @@ fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
     });
 }
 
+/// What moving the same bytes costs this machine's kernel with no client logic at all: a
+/// blocking `std::net` writer of `BUFFER_BYTES` at a time over loopback TCP to a thread that
+/// reads them into one buffer: (sender, receiver) figures, each thread's own CPU. No client
+/// sends or receives for less here; on loopback the kernel also runs the peer's TCP input on
+/// the sending thread (a real NIC leaves that to the other host).
+fn tcp_floor(total: usize) -> (Figures, Figures) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reader = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; BUFFER_BYTES];
+        let (wall0, cpu0) = (Instant::now(), thread_cpu());
+        let mut read = 0;
+        while let Ok(n @ 1..) = socket.read(&mut buf) {
+            read += n;
+        }
+        (read, figures(read, wall0.elapsed(), cpu0))
+    });
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let buf: Vec<u8> = (0..BUFFER_BYTES).map(|i| (i % 251) as u8).collect();
+    let (wall0, cpu0) = (Instant::now(), thread_cpu());
+    for _ in 0..total / BUFFER_BYTES {
+        stream.write_all(&buf).expect("send");
+    }
+    let sent = figures(total / BUFFER_BYTES * BUFFER_BYTES, wall0.elapsed(), cpu0);
+    drop(stream);
+    let (read, received) = reader.join().expect("reader");
+    assert_eq!(read, total / BUFFER_BYTES * BUFFER_BYTES);
+    (sent, received)
+}
+
+/// What AES-256-GCM (the suite radosgw's TLS 1.3 picks) costs alone, sealing `total` bytes in
+/// full 16 KiB records with ring, the provider rustls runs on.
+fn aes_gcm_floor(total: usize) -> Figures {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).expect("key"));
+    let mut record = vec![0x5au8; 16 * 1024];
+    let (wall0, cpu0) = (Instant::now(), thread_cpu());
+    for seq in 0..total / record.len() {
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&(seq as u64).to_be_bytes());
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut record,
+            )
+            .expect("seal");
+        let _ = std::hint::black_box(tag);
+    }
+    figures(total, wall0.elapsed(), cpu0)
+}
+
 #[test]
 fn one_core_put_get_throughput_cpu_and_reuse() {
     // Moves data through one site on one core in each transport mode and checks the data and
@@ -215,6 +269,16 @@ fn one_core_put_get_throughput_cpu_and_reuse() {
     config.first_byte_timeout_ms = 30_000;
     config.idle_timeout_ms = 30_000;
     config.payload_signing = PayloadSigning::Unsigned;
+    let ((send, receive), aes) = (tcp_floor(total_mib << 20), aes_gcm_floor(total_mib << 20));
+    println!(
+        "site-bench floor: loopback TCP send {:.3} receive {:.3} CPU-s/GiB; AES-256-GCM seal \
+         {:.0} MiB/s {:.3} CPU-s/GiB; TLS send floor (TCP send + seal) {:.3} CPU-s/GiB",
+        send.cpu_s_per_gib,
+        receive.cpu_s_per_gib,
+        aes.mib_per_s,
+        aes.cpu_s_per_gib,
+        send.cpu_s_per_gib + aes.cpu_s_per_gib
+    );
     bench_mode("http unsigned", &config, total_mib);
     config.payload_signing = PayloadSigning::Signed;
     bench_mode("http signed", &config, total_mib);
