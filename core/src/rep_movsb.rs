@@ -13,7 +13,7 @@
 //! page size): 3 GB/s. glibc 2.36 (Debian 12) copies with `rep movsb` from 4 KiB up, and
 //! rustls builds each TLS record by copying the plaintext in 5 bytes after the header, into
 //! allocations that sit at the same page offset as the caller's page-aligned buffers: TLS PUT
-//! to an `s3` site cost 0.80–0.95 CPU-s/GiB there (user 0.55–0.67), 0.40–0.59 (user 0.21–0.28)
+//! to an `s3` site cost 0.80–0.95 CPU-s/GiB there (user 0.54–0.67), 0.40–0.59 (user 0.21–0.28)
 //! with the tunable. glibc reads its tunables only when a process starts, hence the re-exec;
 //! it happens before any thread or socket exists, and keeps the PID.
 //!
