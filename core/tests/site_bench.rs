@@ -1,6 +1,8 @@
 //! One core moving data to one S3 backend: PUT and GET throughput, the client thread's CPU
 //! seconds per GiB, and the connection reuse rate, over plain HTTP (unsigned and signed
 //! payloads) and over TLS. The backend is radosgw (`perf-scripts/s3-servers/radosgw.sh`).
+//! PUTs stream 4 MiB shards in 1 MiB buffers, as the engine writes them; GETs read in the
+//! ranges the engine asks a site for (4 MiB for a 2+1 object), and again in 1 MiB ranges.
 //!
 //! By default it moves a small amount (32 MiB each way per mode) so it stays a quick test that
 //! checks the data and the reuse rate; `perf-scripts/s3-servers/site-bench.sh` runs it in
@@ -55,6 +57,54 @@ fn figures(bytes: usize, wall: Duration, start: (Duration, Duration)) -> Figures
     }
 }
 
+/// Range of one GET in the engine's reads of a 2+1 object from `s3` sites: half of its
+/// per-step batch (each of the two data shards gives its part of the batch in one request).
+const ENGINE_RANGE_BYTES: usize = (tessera_core::engine::read::READ_BATCH_BYTES / 2) as usize;
+const _: () = assert!(SHARD_BYTES % ENGINE_RANGE_BYTES == 0 && SHARD_BYTES % BUFFER_BYTES == 0);
+
+/// Reads every shard the PUT phase wrote, `range_bytes` per request in `TASKS` concurrent
+/// tasks, checking the bytes; returns the figures.
+async fn get_all(
+    site: &Site,
+    shards_per_task: usize,
+    range_bytes: usize,
+    pattern: &[u8],
+) -> Figures {
+    let (wall0, cpu0) = (Instant::now(), thread_cpu());
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let site = site.clone();
+        let expected = pattern.to_vec();
+        handles.push(monoio::spawn(async move {
+            let mut buf = Vec::with_capacity(range_bytes);
+            for i in 0..shards_per_task {
+                let key = format!("bench/{task}/{i}");
+                for part in 0..SHARD_BYTES / range_bytes {
+                    let range = ByteRange {
+                        start: (part * range_bytes) as u64,
+                        len: range_bytes as u64,
+                    };
+                    let (n, back) = site.get_range(&key, range, buf).await;
+                    assert_eq!(n.expect("get"), range_bytes);
+                    buf = back;
+                    // The shard is the pattern over and over, and every range starts at a
+                    // multiple of its length. Checking one byte per KiB keeps the check out of
+                    // the CPU figure.
+                    assert!(buf
+                        .iter()
+                        .step_by(1024)
+                        .zip(expected.iter().cycle().step_by(1024))
+                        .all(|(a, b)| a == b));
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await;
+    }
+    figures(shards_per_task * TASKS * SHARD_BYTES, wall0.elapsed(), cpu0)
+}
+
 fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
     // `TESSERA_SITE_BENCH_MODES=https` (a comma-separated list of labels' first words or whole
     // labels) runs only those modes, e.g. to profile one.
@@ -106,37 +156,8 @@ fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
         }
         let put = figures(shards_per_task * TASKS * SHARD_BYTES, wall0.elapsed(), cpu0);
 
-        let (wall0, cpu0) = (Instant::now(), thread_cpu());
-        let mut handles = Vec::new();
-        for task in 0..TASKS {
-            let site = site.clone();
-            let expected = pattern.clone();
-            handles.push(monoio::spawn(async move {
-                let mut buf = Vec::with_capacity(BUFFER_BYTES);
-                for i in 0..shards_per_task {
-                    let key = format!("bench/{task}/{i}");
-                    for part in 0..SHARD_BYTES / BUFFER_BYTES {
-                        let range = ByteRange {
-                            start: (part * BUFFER_BYTES) as u64,
-                            len: BUFFER_BYTES as u64,
-                        };
-                        let (n, back) = site.get_range(&key, range, buf).await;
-                        assert_eq!(n.expect("get"), BUFFER_BYTES);
-                        buf = back;
-                        // Checking one byte per KiB keeps the check out of the CPU figure.
-                        assert!(buf
-                            .iter()
-                            .step_by(1024)
-                            .zip(expected.iter().step_by(1024))
-                            .all(|(a, b)| a == b));
-                    }
-                }
-            }));
-        }
-        for handle in handles {
-            handle.await;
-        }
-        let get = figures(shards_per_task * TASKS * SHARD_BYTES, wall0.elapsed(), cpu0);
+        let get = get_all(&site, shards_per_task, ENGINE_RANGE_BYTES, &pattern).await;
+        let get_small = get_all(&site, shards_per_task, BUFFER_BYTES, &pattern).await;
 
         let keys: Vec<String> = (0..TASKS)
             .flat_map(|t| (0..shards_per_task).map(move |i| format!("bench/{t}/{i}")))
@@ -150,6 +171,7 @@ fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
         println!(
             "site-bench {label:<15} PUT {:>5.0} MiB/s {:>5.3} CPU-s/GiB (user {:>5.3}) | \
              GET {:>5.0} MiB/s {:>5.3} CPU-s/GiB (user {:>5.3}) | \
+             GET 1 MiB ranges {:>5.0} MiB/s {:>5.3} CPU-s/GiB | \
              connections opened {} reused {} (reuse {:.1} %)",
             put.mib_per_s,
             put.cpu_s_per_gib,
@@ -157,6 +179,8 @@ fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
             get.mib_per_s,
             get.cpu_s_per_gib,
             get.user_s_per_gib,
+            get_small.mib_per_s,
+            get_small.cpu_s_per_gib,
             stats.opened,
             stats.reused,
             reuse * 100.0
