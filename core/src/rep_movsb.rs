@@ -3,20 +3,21 @@
 //!
 //! ```text
 //!  tessera serve ─► time 16 KiB copies: dst aligned vs dst 5 bytes past the source
-//!                    ├ within 3× ─► carry on (Intel; CPUs without the problem)
+//!                    ├ within 3× ─► carry on (CPUs without the problem)
 //!                    └ slower    ─► exec /proc/self/exe, same arguments, with
 //!                                   GLIBC_TUNABLES=…:glibc.cpu.x86_rep_movsb_threshold=<max>
 //! ```
 //!
-//! On the AMD EPYC (Zen 4, AVX-512) VM of 2026-12-07, 16 KiB `rep movsb` copies ran 45–100
+//! On the AMD EPYC (Zen 4, AVX-512) VM of 2026-12-07, glibc's `memcpy` copied 16 KiB at 52–95
 //! GB/s, except when the destination lay 1 to about 15 bytes past the source modulo 4096 (the
-//! page size): 3 GB/s. glibc 2.36 (Debian 12) copies with `rep movsb` from 4 KiB up, and
-//! rustls builds each TLS record by copying the plaintext in 5 bytes after the header; its
-//! record buffers sat at the same page offset as the site client's buffers (36 % of a TLS
-//! PUT's samples were that copy): TLS PUT
-//! to an `s3` site cost 0.80–0.95 CPU-s/GiB there (user 0.54–0.67), 0.40–0.59 (user 0.21–0.28)
-//! with the tunable. glibc reads its tunables only when a process starts, hence the re-exec;
-//! it happens before any thread or socket exists, and keeps the PID.
+//! page size): 2.7–3.5 GB/s. glibc 2.36 (Debian 12) copies with `rep movsb` above 2112 bytes on
+//! CPUs with FSRM (2112 bytes at page offset 5 ran 97 GB/s, 2113 bytes 3.1 GB/s), and rustls
+//! builds each TLS record by copying the plaintext in 5 bytes after the header; its record
+//! buffers sat at the same page offset as the site client's buffers (36 % of a TLS PUT's
+//! samples were that copy). TLS PUT to an `s3` site cost 0.80–0.95 CPU-s/GiB there (user
+//! 0.54–0.67), 0.40–0.59 (user 0.21–0.28) with the tunable. glibc reads its tunables only when
+//! a process starts, hence the re-exec; it happens before any thread or socket exists, and
+//! keeps the PID.
 //!
 //! It does not change the kernel's own copies (socket and page-cache copies also use `rep
 //! movsb` there and suffer the same misalignment), and it leaves a `GLIBC_TUNABLES` that
@@ -32,10 +33,12 @@ pub const TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
 pub const THRESHOLD_OFF: u64 = u32::MAX as u64;
 
 /// How much slower a misaligned copy must be before the tunable is set. Unaffected CPUs
-/// measure about 1×, the Zen 4 VM of 2026-12-07 28×; 3× keeps a noisy measurement from flipping it.
+/// measure about 1×, the Zen 4 VM of 2026-12-07 28×; 3× keeps a noisy measurement from
+/// flipping it.
 const SLOWDOWN_MIN: f64 = 3.0;
 
-/// Bytes per timed copy: a full TLS record, above glibc 2.36's `rep movsb` threshold.
+/// Bytes per timed copy: a full TLS record, above glibc 2.36's `rep movsb` thresholds (2112
+/// bytes with FSRM, more without).
 const COPY_BYTES: usize = 16 * 1024;
 
 /// Offset of the destination past the source in the misaligned case (a TLS record header).

@@ -196,8 +196,9 @@ fn bench_mode(label: &str, config: &S3SiteConfig, total_mib: usize) {
 /// What moving the same bytes costs this machine's kernel with no client logic at all: a
 /// blocking `std::net` writer of `BUFFER_BYTES` at a time over loopback TCP to a thread that
 /// reads them into one buffer: (sender, receiver) figures, each thread's own CPU. No client
-/// sends or receives for less here; on loopback the kernel also runs the peer's TCP input on
-/// the sending thread (a real NIC leaves that to the other host).
+/// sends for less here (the receiver's one buffer stays in the CPU cache, which a client reading
+/// many ranges does not get); on loopback the kernel also runs the peer's TCP input on the
+/// sending thread (a real NIC leaves that to the other host).
 fn tcp_floor(total: usize) -> (Figures, Figures) {
     use std::io::{Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -58,13 +58,13 @@ pub trait ShardBytes: monoio::buf::IoBuf + 'static {
     fn payload(&self) -> &[u8];
     /// Where the payload lies in the buffer's [`monoio::buf::IoBuf`] view.
     fn payload_range(&self) -> Range<usize>;
-    /// What [`ShardBytes::like`] needs to make another buffer like this one.
-    fn capacity_like(&self) -> usize;
-    /// An empty buffer like one whose [`ShardBytes::capacity_like`] was `capacity`, handed back
-    /// when an abandoned write kept the original. Made only then: a write that completes
-    /// allocates nothing.
+    /// The capacity [`ShardBytes::replacement`] takes to stand in for this buffer.
+    fn replacement_capacity(&self) -> usize;
+    /// An empty buffer standing in for one whose [`ShardBytes::replacement_capacity`] was
+    /// `capacity`, handed back when an abandoned write kept the original. Made only then: a
+    /// write that completes allocates nothing.
     #[must_use]
-    fn like(capacity: usize) -> Self;
+    fn replacement(capacity: usize) -> Self;
 }
 
 impl ShardBytes for Vec<u8> {
@@ -76,11 +76,11 @@ impl ShardBytes for Vec<u8> {
         0..self.len()
     }
 
-    fn capacity_like(&self) -> usize {
+    fn replacement_capacity(&self) -> usize {
         self.capacity()
     }
 
-    fn like(capacity: usize) -> Self {
+    fn replacement(capacity: usize) -> Self {
         Vec::with_capacity(capacity)
     }
 }
@@ -94,11 +94,11 @@ impl ShardBytes for ChunkBuf {
         ChunkBuf::payload_range(self)
     }
 
-    fn capacity_like(&self) -> usize {
+    fn replacement_capacity(&self) -> usize {
         self.capacity - IO_ALIGN
     }
 
-    fn like(payload_max: usize) -> Self {
+    fn replacement(payload_max: usize) -> Self {
         ChunkBuf::take(payload_max)
     }
 }

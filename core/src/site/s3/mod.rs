@@ -387,7 +387,7 @@ impl S3Site {
         conn: &mut Conn,
         buf: B,
     ) -> (Result<(), SiteError>, B) {
-        let capacity = buf.capacity_like();
+        let capacity = buf.replacement_capacity();
         let range = buf.payload_range();
         let idle = Duration::from_millis(self.0.config.idle_timeout_ms);
         match monoio::time::timeout(idle, conn.stream.write_all(buf.slice(range))).await {
@@ -395,7 +395,7 @@ impl S3Site {
             Ok((Err(err), buf)) => (Err(conn::io_error(&err)), buf.into_inner()),
             Err(_) => (
                 Err(SiteError::Timeout(TimeoutPhase::Idle)),
-                B::like(capacity),
+                B::replacement(capacity),
             ),
         }
     }
