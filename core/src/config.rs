@@ -404,6 +404,7 @@ impl Config {
                     fsync: crate::site::config::FsyncPolicy::default(),
                     direct_io: true,
                     unnamed_files: true,
+                    group_sync: true,
                 })
             })
             .collect()

@@ -27,13 +27,31 @@ fn dir_site_with(
     direct_io: bool,
     unnamed_files: bool,
 ) -> Result<Site, SiteError> {
+    open_dir_site(path, fsync, direct_io, unnamed_files, true)
+}
+
+fn open_dir_site(
+    path: &Path,
+    fsync: FsyncPolicy,
+    direct_io: bool,
+    unnamed_files: bool,
+    group_sync: bool,
+) -> Result<Site, SiteError> {
     Site::open(&SiteConfig::Dir(DirSiteConfig {
         name: "disk".into(),
         path: path.to_path_buf(),
         fsync,
         direct_io,
         unnamed_files,
+        group_sync,
     }))
+}
+
+fn group_sync_stats(site: &Site) -> tessera_core::site::dir::FsSyncStats {
+    match site {
+        Site::Dir(dir) => dir.group_sync_stats(),
+        Site::S3(_) => unreachable!("a dir site"),
+    }
 }
 
 async fn read_all(site: &Site, key: &str, len: usize) -> Vec<u8> {
@@ -206,6 +224,64 @@ async fn put_chunks(
     let (result, _) = writer.write(footer.to_vec()).await;
     result?;
     writer.finish().await
+}
+
+#[test]
+fn small_shards_committed_together_share_a_syncfs() {
+    // 40 small shards finishing at once on two sites of one filesystem (unnamed files and
+    // named temporaries): with group_sync they take far fewer syncfs calls than commits and
+    // all read back; large shards and sites without group_sync keep their own fsyncs.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).expect("mkdir");
+    std::fs::create_dir(&b).expect("mkdir");
+    std::thread::spawn(move || {
+        let unnamed = open_dir_site(&a, FsyncPolicy::Always, true, true, true).expect("open");
+        let named = open_dir_site(&b, FsyncPolicy::Always, true, false, true).expect("open");
+        run(async {
+            let writes: Vec<_> = (0..40_u8)
+                .map(|i| {
+                    let site = if i % 2 == 0 { unnamed.clone() } else { named.clone() };
+                    monoio::spawn(async move {
+                        let key = format!("{:02x}/small{i}", i % 5);
+                        put(&site, &key, &pattern(4096 + usize::from(i), i), 1000).await
+                    })
+                })
+                .collect();
+            for write in writes {
+                write.await.expect("put");
+            }
+            let stats = group_sync_stats(&unnamed);
+            assert_eq!(stats, group_sync_stats(&named), "one batcher per filesystem");
+            assert_eq!(stats.served, 40);
+            assert!(stats.syncs < 20, "40 concurrent commits took {} syncs", stats.syncs);
+            for i in 0..40_u8 {
+                let site = if i % 2 == 0 { &unnamed } else { &named };
+                let key = format!("{:02x}/small{i}", i % 5);
+                let len = 4096 + usize::from(i);
+                assert_eq!(read_all(site, &key, len).await, pattern(len, i));
+            }
+            // A large shard keeps its own fsyncs.
+            let large = pattern((8 << 20) + 1, 9);
+            put(&unnamed, "big/one", &large, 1 << 20).await.expect("put");
+            assert_eq!(group_sync_stats(&unnamed).served, 40);
+        });
+    })
+    .join()
+    .expect("thread");
+    // Without group_sync (a new thread, so a new registry): no batcher is ever used.
+    let c = dir.path().join("c");
+    std::fs::create_dir(&c).expect("mkdir");
+    std::thread::spawn(move || {
+        let site = open_dir_site(&c, FsyncPolicy::Always, true, true, false).expect("open");
+        run(async {
+            put(&site, "00/x", b"hello", 5).await.expect("put");
+            assert_eq!(read_all(&site, "00/x", 5).await, b"hello");
+        });
+        assert_eq!(group_sync_stats(&site).served, 0);
+    })
+    .join()
+    .expect("thread");
 }
 
 #[test]

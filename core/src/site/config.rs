@@ -119,6 +119,13 @@ pub struct DirSiteConfig {
     /// named temporaries are swept; set false there if crashes are frequent.
     #[serde(default = "yes")]
     pub unnamed_files: bool,
+    /// `group_sync`: with `fsync = "always"`, make shards under 8 MiB durable in batches, by
+    /// one `syncfs(2)` of the site's filesystem for all the shards that finished while the
+    /// previous one ran, instead of an fsync of each shard file and its folder (default true).
+    /// false: per-shard fsyncs, for a site whose filesystem other programs fill with dirty
+    /// pages that a `syncfs` would have to wait for.
+    #[serde(default = "yes")]
+    pub group_sync: bool,
 }
 
 fn yes() -> bool {
@@ -393,6 +400,7 @@ mod tests {
             fsync: FsyncPolicy::Never,
             direct_io: true,
             unnamed_files: true,
+            group_sync: true,
         });
         assert!(matches!(relative.validate(), Err(SiteError::Config(_))));
         let mut s3 = S3SiteConfig::new("b", "https://h", "r", "Bad_Bucket", "ak", "sk");

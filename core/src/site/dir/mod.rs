@@ -11,6 +11,8 @@
 //!  finish()        ─► len == n? ─► last unaligned bytes (buffered) ─► fsync file
 //!                     ─► link (or rename) to ROOT/k ─► fsync ROOT/<dir of k>
 //!                                                  (fsync steps only with fsync = "always")
+//!                     small shards with group_sync: no fsyncs, one syncfs per batch after
+//!                     the link (`group_sync.rs`)
 //!  abort()/drop    ─► close (an unnamed file vanishes) / unlink the .tmp name
 //! ```
 //!
@@ -54,9 +56,17 @@ pub const DIRECT_MIN_BYTES: u64 = staging::STAGING_BYTES as u64;
 /// Shards up to this long are written with plain `pwrite` on the core's thread (see
 /// `create::write_all_at_now`): a page-cache copy of at most this much is a few microseconds.
 pub const SYNC_WRITE_MAX_BYTES: u64 = 64 * 1024;
+/// With `group_sync`, shards shorter than this are made durable in batches by one `syncfs` of
+/// the filesystem (see `group_sync.rs`): the shards of objects up to about 16 MiB at ec 2+1.
+/// Longer ones keep their own fsyncs, which cost little next to their bytes.
+pub const GROUP_SYNC_BELOW_BYTES: u64 = 8 << 20;
 
 mod create;
+mod group_sync;
 mod staging;
+
+pub use self::group_sync::FsSyncStats;
+use self::group_sync::FsSync;
 
 struct Inner {
     name: String,
@@ -68,6 +78,10 @@ struct Inner {
     tag: String,
     seq: Cell<u64>,
     support: Support,
+    /// `group_sync` in the config.
+    group_sync: bool,
+    /// The core's batcher for this site's filesystem, found on the first grouped commit.
+    batcher: RefCell<Option<Rc<FsSync>>>,
 }
 
 /// A dir site on one core. Cheap to clone (shared within the core).
@@ -119,7 +133,30 @@ impl DirSite {
             tag: format!("{}-{}", std::process::id(), hex::encode(random)),
             seq: Cell::new(0),
             support: Support::new(config.direct_io, config.unnamed_files),
+            group_sync: config.group_sync,
+            batcher: RefCell::new(None),
         })))
+    }
+
+    /// How many `syncfs` calls have served how many shard commits on this core's batcher for
+    /// the site's filesystem (zero before the first grouped commit).
+    #[must_use]
+    pub fn group_sync_stats(&self) -> FsSyncStats {
+        self.0
+            .batcher
+            .borrow()
+            .as_ref()
+            .map(|b| b.stats())
+            .unwrap_or_default()
+    }
+
+    fn batcher(&self) -> io::Result<Rc<FsSync>> {
+        if let Some(found) = self.0.batcher.borrow().as_ref() {
+            return Ok(Rc::clone(found));
+        }
+        let found = FsSync::for_dir(&self.0.root)?;
+        *self.0.batcher.borrow_mut() = Some(Rc::clone(&found));
+        Ok(found)
     }
 
     /// The site's name.
@@ -624,13 +661,14 @@ impl DirShardWriter {
     async fn commit(&mut self) -> Result<(), SiteError> {
         let fs = |e: io::Error| SiteError::from_fs(&e);
         let always = self.site.0.fsync == FsyncPolicy::Always;
+        let grouped = always && self.site.0.group_sync && self.total_len < GROUP_SYNC_BELOW_BYTES;
         self.write_staged(true).await?;
         // `file` is `Some` until commit or discard, and both consume the writer.
         let file = self
             .file
             .take()
             .ok_or(SiteError::Io(io::ErrorKind::BrokenPipe))?;
-        if always {
+        if always && !grouped {
             file.sync_all().await.map_err(fs)?;
         }
         let parent = self
@@ -658,7 +696,11 @@ impl DirShardWriter {
                     .map_err(fs)?;
             }
         }
-        if always {
+        if grouped {
+            // Data, inode, name and any new folders: all written back by the next syncfs.
+            let batcher = self.site.batcher().map_err(fs)?;
+            batcher.sync().await.map_err(fs)?;
+        } else if always {
             // The new name is durable once the folder holding it is; folders created for this
             // shard must also be recorded in their parents, up to the root.
             let mut dir = parent.as_path();
