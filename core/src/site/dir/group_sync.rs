@@ -63,7 +63,7 @@ pub struct FsSync {
     replies: flume::Receiver<Result<(), io::ErrorKind>>,
 }
 
-/// How many syncs served how many waiters (for tests and `/metrics`-style figures).
+/// How many syncs served how many waiters (read by the tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FsSyncStats {
     pub syncs: u64,
