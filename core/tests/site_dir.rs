@@ -241,7 +241,11 @@ fn small_shards_committed_together_share_a_syncfs() {
         run(async {
             let writes: Vec<_> = (0..40_u8)
                 .map(|i| {
-                    let site = if i % 2 == 0 { unnamed.clone() } else { named.clone() };
+                    let site = if i % 2 == 0 {
+                        unnamed.clone()
+                    } else {
+                        named.clone()
+                    };
                     monoio::spawn(async move {
                         let key = format!("{:02x}/small{i}", i % 5);
                         put(&site, &key, &pattern(4096 + usize::from(i), i), 1000).await
@@ -252,9 +256,17 @@ fn small_shards_committed_together_share_a_syncfs() {
                 write.await.expect("put");
             }
             let stats = group_sync_stats(&unnamed);
-            assert_eq!(stats, group_sync_stats(&named), "one batcher per filesystem");
+            assert_eq!(
+                stats,
+                group_sync_stats(&named),
+                "one batcher per filesystem"
+            );
             assert_eq!(stats.served, 40);
-            assert!(stats.syncs < 20, "40 concurrent commits took {} syncs", stats.syncs);
+            assert!(
+                stats.syncs < 20,
+                "40 concurrent commits took {} syncs",
+                stats.syncs
+            );
             for i in 0..40_u8 {
                 let site = if i % 2 == 0 { &unnamed } else { &named };
                 let key = format!("{:02x}/small{i}", i % 5);
@@ -263,7 +275,9 @@ fn small_shards_committed_together_share_a_syncfs() {
             }
             // A large shard keeps its own fsyncs.
             let large = pattern((8 << 20) + 1, 9);
-            put(&unnamed, "big/one", &large, 1 << 20).await.expect("put");
+            put(&unnamed, "big/one", &large, 1 << 20)
+                .await
+                .expect("put");
             assert_eq!(group_sync_stats(&unnamed).served, 40);
         });
     })

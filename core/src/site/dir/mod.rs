@@ -65,8 +65,8 @@ mod create;
 mod group_sync;
 mod staging;
 
-pub use self::group_sync::FsSyncStats;
 use self::group_sync::FsSync;
+pub use self::group_sync::FsSyncStats;
 
 struct Inner {
     name: String,
