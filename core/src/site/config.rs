@@ -7,6 +7,7 @@
 //! path = "/mnt/disk-a/tessera"
 //! fsync = "always"
 //! direct_io = true               # large shards bypass the page cache
+//! group_sync = true              # small shards made durable by one syncfs per batch
 //!
 //! [[sites]]                      # an S3 region or a self-hosted S3 server
 //! kind = "s3"
@@ -87,7 +88,8 @@ impl SiteConfig {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FsyncPolicy {
-    /// fsync the shard file before the rename and the directory after it: a finished shard
+    /// fsync the shard file before the rename and the directory after it (or, for shards that
+    /// `group_sync` covers, one `syncfs` of the filesystem after the rename): a finished shard
     /// survives power loss. The default.
     #[default]
     Always,
