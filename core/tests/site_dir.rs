@@ -230,7 +230,7 @@ async fn put_chunks(
 fn small_shards_committed_together_share_a_syncfs() {
     // 40 small shards finishing at once on two sites of one filesystem (unnamed files and
     // named temporaries): with group_sync they take far fewer syncfs calls than commits and
-    // all read back; large shards and sites without group_sync keep their own fsyncs.
+    // all read back; large shards and sites without group_sync never use the batcher.
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir(&a).expect("mkdir");
@@ -273,7 +273,7 @@ fn small_shards_committed_together_share_a_syncfs() {
                 let len = 4096 + usize::from(i);
                 assert_eq!(read_all(site, &key, len).await, pattern(len, i));
             }
-            // A large shard keeps its own fsyncs.
+            // A shard over 8 MiB does not use the batcher.
             let large = pattern((8 << 20) + 1, 9);
             put(&unnamed, "big/one", &large, 1 << 20)
                 .await
