@@ -628,11 +628,11 @@ impl DirShardWriter {
             self.on_disk += aligned as u64;
         }
         if all && !staging.is_empty() {
+            // Under one block, through the page cache: a plain `pwrite` on this thread, since
+            // `io_uring` would hand a buffered ext4 write to a worker (a thread switch each).
             clear_direct(file).map_err(fs)?;
             let rest = staging.len();
-            let (result, slice) = file.write_all_at(staging.slice(..rest), self.on_disk).await;
-            staging = slice.into_inner();
-            result.map_err(fs)?;
+            write_all_at_now(file, staging.held(), self.on_disk).map_err(fs)?;
             staging.consume_front(rest);
             self.on_disk += rest as u64;
         }
