@@ -8,7 +8,8 @@
 #       [--mode unsigned] [--fsync always|never] [--etag md5|fast] [--out DIR (default /tmp/tessera-bench-profile)] [--no-build]
 #
 # Writes OUT/{put,get}.svg (flame graphs), .folded (stacks) and .top.txt (top functions by
-# self and inclusive time), next to the tessera-bench JSON of each run.
+# self and inclusive time), next to the tessera-bench JSON of each run. The sites live under
+# $BENCH_STATE (default OUT/state; put it on a journaled filesystem, see journaled-fs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 command -v perf >/dev/null || { echo "bench-profile: perf is not installed (apt-get install linux-perf)" >&2; exit 1; }
 
-export BENCH_STATE="$OUT/state"
+export BENCH_STATE="${BENCH_STATE:-$OUT/state}"
 CLUSTER="perf-scripts/bench-cluster.sh"
 BENCH="${TESSERA_BENCH_BIN:-target/release/tessera-bench}"
 export TESSERA_BIN="${TESSERA_BIN:-target/release/tessera}"
@@ -72,6 +73,12 @@ export AWS_ACCESS_KEY_ID=$BENCH_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$BENCH_SECRET_K
 
 for op in put get; do
     seconds=${DURATION%s}
+    if [ "$op" = get ]; then
+        # The PUTs left the shards out of the page cache (O_DIRECT): read each object once,
+        # unprofiled, so the profile shows reads from a warm cache (see bench-ab.sh).
+        "$BENCH" get --endpoint "$URL" --no-prepare --objects 16 --size "$SIZE" -c 4 \
+            --prefix prof- --quiet >/dev/null || true
+    fi
     perf record -F "$FREQ" --call-graph dwarf,16384 -p "$PID" -o "$OUT/$op.perf.data" \
         -- sleep "$seconds" >"$OUT/$op.perf.log" 2>&1 &
     perf_pid=$!
