@@ -15,7 +15,7 @@
 # reads from a warm page cache; --cold skips that. The shards are written with O_DIRECT and
 # are not in the page cache after the PUTs, and on a VM whose free memory goes back to the
 # host (virtio-balloon free page reporting) the first touch of each page-cache page costs a
-# host page fault: a first read of 2 GiB here cost 2.4 CPU-s in the kernel's copy against
+# host page fault: a first read of 2 GiB here cost 4.8 CPU-s in the kernel's copy against
 # 0.07 s per GiB for the next ones.
 #
 # Build each binary first, e.g. `git stash; cargo build --release --bin tessera;
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     --objects) OBJECTS=$2; shift 2 ;;
     --state) STATE=$2; shift 2 ;;
     --cold) WARM=0; shift ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     -*) echo "bench-ab: unknown option $1" >&2; exit 2 ;;
     *) break ;;
     esac

@@ -146,7 +146,7 @@ run_cell() {
         "$BENCH" put --endpoint "$url" --objects "$objects" --size "$size" -c 4 \
             --prefix "$prefix" --quiet >/dev/null || echo "warning: prepare of $size on $target had errors" >&2
         # One unmeasured read of every object: the cells measure reads from a warm page cache
-        # (see warm_reads in bench-ab.sh for why a first read costs far more on a VM).
+        # (see the header of bench-ab.sh for why a first read costs far more on a VM).
         "$BENCH" get --endpoint "$url" --no-prepare --objects "$objects" --size "$size" -c 4 \
             --prefix "$prefix" --quiet >/dev/null || echo "warning: warm-up of $size on $target had errors" >&2
         PREPARED[$target-$size]=1
