@@ -204,7 +204,9 @@ impl std::fmt::Display for S3Error {
 impl std::error::Error for S3Error {}
 
 /// Appends `text` to `out` with the five XML special characters escaped, and control characters
-/// that XML 1.0 cannot carry written as numeric references (S3 does the same for keys).
+/// written as numeric references (S3 does the same for keys): those XML 1.0 cannot carry, and
+/// carriage returns and line feeds, which a parser would otherwise normalize (`\r` and `\r\n`
+/// both read back as `\n`, changing the key).
 pub fn escape_xml_into(out: &mut String, text: &str) {
     for ch in text.chars() {
         match ch {
@@ -213,7 +215,7 @@ pub fn escape_xml_into(out: &mut String, text: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {
+            c if (c as u32) < 0x20 && c != '\t' => {
                 let _ = write!(out, "&#x{:X};", c as u32);
             }
             c => out.push(c),
@@ -249,5 +251,13 @@ mod tests {
         let mut out = String::new();
         escape_xml_into(&mut out, "a\u{1}b");
         assert_eq!(out, "a&#x1;b");
+    }
+
+    /// Line ends survive a parser's normalization only as references; a tab is kept as is.
+    #[test]
+    fn line_ends_escaped_tab_kept() {
+        let mut out = String::new();
+        escape_xml_into(&mut out, "a\rb\nc\r\nd\te");
+        assert_eq!(out, "a&#xD;b&#xA;c&#xD;&#xA;d\te");
     }
 }

@@ -27,8 +27,8 @@ use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{Object, Op};
 
 use super::object::{
-    commit_owned, content_headers, etag_text, http_algorithm, lookup, object_record,
-    queue_purge_object, queue_repair, user_metadata,
+    commit_owned, content_headers, etag_matches, etag_text, http_algorithm, lookup, object_record,
+    queue_purge_object, queue_repair, user_metadata, Compare,
 };
 use super::{bucket, multipart};
 use crate::engine::put::{checksum_code, PutRequest, ReaderSource, Stored};
@@ -101,7 +101,7 @@ impl<'a> CopyConditions<'a> {
             )
         };
         if let Some(list) = self.if_match {
-            if !etag_listed(list, etag) {
+            if !etag_matches(list, etag, Compare::Strong) {
                 return Err(failed());
             }
         } else if let Some(since) = self.if_unmodified_since.and_then(http_date) {
@@ -110,7 +110,7 @@ impl<'a> CopyConditions<'a> {
             }
         }
         if let Some(list) = self.if_none_match {
-            if etag_listed(list, etag) {
+            if etag_matches(list, etag, Compare::Weak) {
                 return Err(failed());
             }
         } else if let Some(since) = self.if_modified_since.and_then(http_date) {
@@ -120,14 +120,6 @@ impl<'a> CopyConditions<'a> {
         }
         Ok(())
     }
-}
-
-/// True when a comma-separated ETag list names `etag` (quoted or not, weak or not) or is `*`.
-fn etag_listed(list: &str, etag: &str) -> bool {
-    let bare = etag.trim_matches('"');
-    list.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.trim_start_matches("W/").trim_matches('"') == bare
-    })
 }
 
 /// Seconds since the epoch of an HTTP date; `None` when malformed.

@@ -440,7 +440,7 @@ fn check_write_conditions(
         let Some(current) = current else {
             return Err(no_such_key(bucket, key));
         };
-        if !etag_matches(expected, &etag_text(&current.etag)) {
+        if !etag_matches(expected, &etag_text(&current.etag), Compare::Strong) {
             return Err(S3Error::new(
                 S3ErrorCode::PreconditionFailed,
                 "At least one of the pre-conditions you specified did not hold",
@@ -450,12 +450,27 @@ fn check_write_conditions(
     Ok(())
 }
 
-/// True when an `If-Match` / `If-None-Match` list names `etag` (or is `*`).
-fn etag_matches(list: &str, etag: &str) -> bool {
+/// How an ETag list is compared (RFC 9110 §8.8.3.2): `If-Match` compares strongly, so a weak
+/// tag (`W/"…"`) never matches; `If-None-Match` compares weakly, ignoring the `W/`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Compare {
+    Strong,
+    Weak,
+}
+
+/// True when an `If-Match` / `If-None-Match` list names `etag` (quoted or not) or is `*`.
+pub(super) fn etag_matches(list: &str, etag: &str, compare: Compare) -> bool {
+    let bare = etag.trim_matches('"');
     list.split(',').map(str::trim).any(|candidate| {
-        candidate == "*"
-            || candidate.trim_start_matches("W/") == etag
-            || format!("\"{candidate}\"") == etag
+        if candidate == "*" {
+            return true;
+        }
+        let candidate = match candidate.strip_prefix("W/") {
+            Some(_) if compare == Compare::Strong => return false,
+            Some(weak) => weak,
+            None => candidate,
+        };
+        candidate.trim_matches('"') == bare
     })
 }
 
@@ -473,7 +488,7 @@ fn read_conditions(head: &RequestHead, object: &Object) -> Option<S3ErrorCode> {
     let etag = etag_text(&object.etag);
     let modified_s = object.mtime_ms / 1000;
     if let Some(list) = head.header("if-match") {
-        if !etag_matches(list, &etag) {
+        if !etag_matches(list, &etag, Compare::Strong) {
             return Some(S3ErrorCode::PreconditionFailed);
         }
     } else if let Some(since) = head.header("if-unmodified-since").and_then(http_date) {
@@ -482,7 +497,7 @@ fn read_conditions(head: &RequestHead, object: &Object) -> Option<S3ErrorCode> {
         }
     }
     if let Some(list) = head.header("if-none-match") {
-        if etag_matches(list, &etag) {
+        if etag_matches(list, &etag, Compare::Weak) {
             return Some(S3ErrorCode::NotModified);
         }
     } else if let Some(since) = head.header("if-modified-since").and_then(http_date) {
@@ -610,6 +625,12 @@ pub async fn get(
             "The specified version does not exist.",
         ));
     }
+    if params.part_number.is_some() && head.header("range").is_some() {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
     // `partNumber`: the byte range of that part (a single-PUT object has exactly part 1).
     let part_range = match params.part_number {
         None => None,
@@ -645,10 +666,10 @@ pub async fn get(
             "At least one of the pre-conditions you specified did not hold",
         ));
     }
-    let range = if part_range.is_some() {
-        None
-    } else {
-        parse_range(head.header("range"))
+    let range = match parse_range(head.header("range")) {
+        // S3 answers a suffix range of an empty object with the whole (empty) object: 200.
+        Some(ByteRange::Suffix { .. }) if object.size == 0 => None,
+        other => other,
     };
     let resolved = match range {
         Some(range) => {
@@ -699,14 +720,28 @@ pub async fn get(
 
 /// `DELETE /bucket/key`: commits a tombstone on the owning core, then queues the shards for
 /// purging. Deleting a missing key succeeds (204), as in S3.
-pub async fn delete(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<Response, S3Error> {
+/// `DELETE /bucket/key`; with `If-Match` (an ETag list or `*`) only if the current object
+/// matches: 412 when it does not, 404 when there is no object (as S3's conditional deletes).
+pub async fn delete(
+    ctx: &CoreCtx,
+    bucket_name: &str,
+    key: &str,
+    if_match: Option<&str>,
+) -> Result<Response, S3Error> {
     bucket::require(ctx, bucket_name)?;
-    delete_one(ctx, bucket_name, key).await?;
+    delete_one(ctx, bucket_name, key, if_match).await?;
     Ok(Response::empty(204))
 }
 
-async fn delete_one(ctx: &CoreCtx, bucket_name: &str, key: &str) -> Result<(), S3Error> {
-    let Some(object) = lookup(&ctx.meta, bucket_name, key).await? else {
+async fn delete_one(
+    ctx: &CoreCtx,
+    bucket_name: &str,
+    key: &str,
+    if_match: Option<&str>,
+) -> Result<(), S3Error> {
+    let current = lookup(&ctx.meta, bucket_name, key).await?;
+    check_write_conditions(current.as_ref(), false, if_match, bucket_name, key)?;
+    let Some(object) = current else {
         return Ok(());
     };
     let tombstone = Tombstone {
@@ -746,7 +781,7 @@ async fn delete_listed(
             "The key is empty or longer than 1024 bytes",
         ))
     } else {
-        delete_one(ctx, bucket_name, &object.key).await
+        delete_one(ctx, bucket_name, &object.key, object.etag.as_deref()).await
     }
 }
 
@@ -837,14 +872,20 @@ mod tests {
         }
     }
 
-    /// ETag lists match quoted, unquoted, weak and wildcard forms.
+    /// ETag lists match quoted, unquoted and wildcard forms; weak tags only when comparing
+    /// weakly (If-None-Match), never for If-Match.
     #[test]
     fn etag_lists() {
         let etag = "\"abc\"";
-        assert!(etag_matches("\"abc\"", etag));
-        assert!(etag_matches("abc", etag));
-        assert!(etag_matches("\"x\", W/\"abc\"", etag));
-        assert!(etag_matches("*", etag));
-        assert!(!etag_matches("\"abd\"", etag));
+        for compare in [Compare::Strong, Compare::Weak] {
+            assert!(etag_matches("\"abc\"", etag, compare));
+            assert!(etag_matches("abc", etag, compare));
+            assert!(etag_matches("*", etag, compare));
+            assert!(etag_matches("\"x\", \"abc\"", etag, compare));
+            assert!(!etag_matches("\"abd\"", etag, compare));
+        }
+        assert!(etag_matches("\"x\", W/\"abc\"", etag, Compare::Weak));
+        assert!(!etag_matches("\"x\", W/\"abc\"", etag, Compare::Strong));
+        assert!(!etag_matches("W/\"abc\"", etag, Compare::Strong));
     }
 }

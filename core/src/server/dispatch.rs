@@ -141,7 +141,7 @@ async fn route(
         } => object::get(ctx, head, &name, &key, &params, true).await,
         Endpoint::DeleteObject {
             bucket: name, key, ..
-        } => object::delete(ctx, &name, &key).await,
+        } => object::delete(ctx, &name, &key, head.header("if-match")).await,
         Endpoint::ListObjectsV2 {
             bucket: name,
             params,

@@ -310,6 +310,8 @@ pub struct ObjectIdentifier {
     pub key: String,
     /// The version id, if any.
     pub version_id: Option<String>,
+    /// `ETag`: delete only if the object's current ETag is this one (a conditional delete).
+    pub etag: Option<String>,
 }
 
 /// The body of DeleteObjects.
@@ -343,9 +345,14 @@ pub fn parse_delete(body: &[u8]) -> Result<DeleteRequest, S3Error> {
                     .child("VersionId")
                     .map(|v| v.text.trim().to_owned())
                     .filter(|v| !v.is_empty());
+                let etag = child
+                    .child("ETag")
+                    .map(|v| v.text.trim().to_owned())
+                    .filter(|v| !v.is_empty());
                 objects.push(ObjectIdentifier {
                     key: key.text.clone(),
                     version_id,
+                    etag,
                 });
             }
             "Quiet" => quiet = parse_bool(&child.text)?,
