@@ -461,13 +461,14 @@ fn create_bucket_configuration() {
     assert_eq!(err.code, S3ErrorCode::MalformedXML);
 }
 
-/// The Delete example of the reference (two keys, one with a version id) and quiet mode; keys
-/// keep their surrounding whitespace.
+/// The Delete example of the reference (two keys, one with a version id), a conditional key
+/// (an ETag) and quiet mode; keys keep their surrounding whitespace.
 #[test]
 fn delete_request() {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Delete {NS}>\n  <Object>\n    <Key>sample1.txt</Key>\n  </Object>\n  \
          <Object>\n    <Key> sample2 &amp; more.txt </Key>\n    <VersionId>OYcLXagmS.WaD..oyH4KRguB95_YhLs7</VersionId>\n  </Object>\n  \
+         <Object>\n    <Key>sample3.txt</Key>\n    <ETag>\"986173e9a4bf0c4a8e3a7d2d5a8e8f4b\"</ETag>\n  </Object>\n  \
          <Quiet>true</Quiet>\n</Delete>"
     );
     let parsed = parse_delete(body.as_bytes()).expect("valid");
@@ -477,11 +478,18 @@ fn delete_request() {
         vec![
             ObjectIdentifier {
                 key: "sample1.txt".into(),
-                version_id: None
+                version_id: None,
+                etag: None,
             },
             ObjectIdentifier {
                 key: " sample2 & more.txt ".into(),
                 version_id: Some("OYcLXagmS.WaD..oyH4KRguB95_YhLs7".into()),
+                etag: None,
+            },
+            ObjectIdentifier {
+                key: "sample3.txt".into(),
+                version_id: None,
+                etag: Some("\"986173e9a4bf0c4a8e3a7d2d5a8e8f4b\"".into()),
             },
         ]
     );
