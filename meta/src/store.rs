@@ -379,6 +379,35 @@ impl<S: Storage + 'static> MetaStore<S> {
         Ok(Ok((lsn, state)))
     }
 
+    /// Commits `ops`, which write the object record of `(bucket, key)` (a put or a tombstone),
+    /// and answers the record they replace, so that the caller purges exactly that one. With
+    /// `expect`, only if the key's current version is still `expect` (`None`: no object);
+    /// otherwise nothing is written and the answer is the current version.
+    ///
+    /// Atomic against every other commit on the key, like [`MetaStore::set_shard_state`]: it
+    /// waits until the commits already submitted for the key are durable, then reads the
+    /// record and submits with no await in between. Of two writers racing on one key, each
+    /// sees the other's record as the one it replaced, and a conditional one sees it changed.
+    pub async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expect: Option<Option<u64>>,
+        ops: Vec<Op>,
+    ) -> Result<Result<(u64, Option<Object>), Option<u64>>, MetaError> {
+        let id = (bucket.to_owned(), key.to_owned());
+        self.wait_durable(|st| st.object_lsns.get(&id).copied())
+            .await?;
+        // From here to `submit` nothing awaits.
+        let current = self.object(bucket, key);
+        let version = current.as_ref().map(|o| o.version_id);
+        if expect.is_some_and(|expected| expected != version) {
+            return Ok(Err(version));
+        }
+        let lsn = self.submit(ops)?.await?;
+        Ok(Ok((lsn, current)))
+    }
+
     /// Waits until the commit `latest` names (the last one submitted for some key, looked up
     /// again after every wait) is durable, so that the index shows it.
     async fn wait_durable(&self, latest: impl Fn(&State) -> Option<u64>) -> Result<(), MetaError> {
@@ -573,6 +602,18 @@ impl<S: Storage + 'static> MetaStore<S> {
                     Ok((lsn, state)) => MetaResponse::UploadCommitted { lsn, state },
                     Err(mismatch) => MetaResponse::UploadMismatch(mismatch),
                 }),
+            MetaRequest::CommitObject {
+                bucket,
+                key,
+                expect,
+                ops,
+            } => self
+                .commit_object(&bucket, &key, expect, ops)
+                .await
+                .map(|answer| match answer {
+                    Ok((lsn, previous)) => MetaResponse::ObjectCommitted { lsn, previous },
+                    Err(current) => MetaResponse::ObjectChanged(current),
+                }),
             MetaRequest::Object { bucket, key } => {
                 Ok(MetaResponse::Object(self.object(&bucket, &key)))
             }
@@ -619,6 +660,14 @@ pub enum MetaRequest {
     /// Commits the ops only if the upload condition holds ([`MetaStore::commit_if_upload`]).
     CommitIfUpload {
         condition: UploadCondition,
+        ops: Vec<Op>,
+    },
+    /// Commits ops writing one object record, answering the record replaced, optionally only
+    /// if the key is still at an expected version ([`MetaStore::commit_object`]).
+    CommitObject {
+        bucket: String,
+        key: String,
+        expect: Option<Option<u64>>,
         ops: Vec<Op>,
     },
     Object {
@@ -673,6 +722,14 @@ pub enum MetaResponse {
     },
     /// A conditional commit's condition did not hold; nothing was written.
     UploadMismatch(UploadMismatch),
+    /// A [`MetaRequest::CommitObject`] is durable; `previous` is the record it replaced.
+    ObjectCommitted {
+        lsn: u64,
+        previous: Option<Object>,
+    },
+    /// A [`MetaRequest::CommitObject`]'s key was no longer at the expected version (this is the
+    /// current one); nothing was written.
+    ObjectChanged(Option<u64>),
     Object(Option<Object>),
     Bucket(Option<Bucket>),
     Buckets(Vec<Bucket>),

@@ -72,6 +72,33 @@ pub async fn commit_owned(
     }
 }
 
+/// Times a conditional write re-checks its conditions because the key changed in between.
+const COMMIT_ATTEMPTS_MAX: u32 = 16;
+
+/// Commits `ops` writing the record of `(bucket, key)` on its owning core, optionally only if
+/// the key is still at version `expect` (see `MetaStore::commit_object`): `Ok` with the record
+/// replaced (the one to purge), `Err` with the current version when the key had changed.
+pub async fn commit_object_owned(
+    meta: &MetaClient,
+    bucket: &str,
+    key: &str,
+    expect: Option<Option<u64>>,
+    ops: Vec<Op>,
+) -> Result<Result<Option<Object>, Option<u64>>, S3Error> {
+    let owner = partition_of(bucket, key, meta.cores());
+    let request = MetaRequest::CommitObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        expect,
+        ops,
+    };
+    match answer(meta.call(owner, request).await)? {
+        MetaResponse::ObjectCommitted { previous, .. } => Ok(Ok(previous)),
+        MetaResponse::ObjectChanged(current) => Ok(Err(current)),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// Sets one shard's state in the record of `(bucket, key)` on its owning core, atomically
 /// (see `MetaStore::set_shard_state`); `Ok(true)` when the record changed.
 pub async fn set_shard_state(
@@ -397,21 +424,45 @@ pub async fn put(
     let stored = ctx.engine.put(&request, body).await?;
     let checksum = stored.digest.checksum;
     let object = object_record(stored, bucket_name, key, size, headers, user_metadata);
-    let previous = lookup(&ctx.meta, bucket_name, key).await?;
-    if if_none_match.is_some() || if_match.is_some() {
-        // Re-checked just before the commit: another writer may have won while we streamed.
-        check_write_conditions(
-            previous.as_ref(),
-            if_none_match.is_some(),
-            if_match,
-            bucket_name,
-            key,
-        )?;
-    }
     let etag = etag_text(&object.etag);
-    // Kept to queue the repair of shards that did not become durable (the record moves into the op).
-    let repair_view = object.clone();
-    commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutObject(object)]).await?;
+    let conditional = if_none_match.is_some() || if_match.is_some();
+    let mut attempts = 0;
+    let previous = loop {
+        // Conditions are checked again here and the commit only lands if the key is still at
+        // the version checked: another writer may have won while we streamed.
+        let expect = if conditional {
+            let current = lookup(&ctx.meta, bucket_name, key).await?;
+            let checked = check_write_conditions(
+                current.as_ref(),
+                if_none_match.is_some(),
+                if_match,
+                bucket_name,
+                key,
+            );
+            if let Err(err) = checked {
+                // The shards just stored belong to no object.
+                queue_purge_object(&ctx.meta, &object, ctx.engine.sites.len()).await;
+                return Err(err);
+            }
+            Some(current.map(|o| o.version_id))
+        } else {
+            None
+        };
+        let ops = vec![Op::PutObject(object.clone())];
+        match commit_object_owned(&ctx.meta, bucket_name, key, expect, ops).await? {
+            Ok(previous) => break previous,
+            Err(_) if attempts < COMMIT_ATTEMPTS_MAX => attempts += 1,
+            Err(_) => {
+                queue_purge_object(&ctx.meta, &object, ctx.engine.sites.len()).await;
+                return Err(S3Error::new(
+                    S3ErrorCode::SlowDown,
+                    "The key kept changing under this conditional write; retry",
+                ));
+            }
+        }
+    };
+    // Kept to queue the repair of shards that did not become durable.
+    let repair_view = object;
     if let Some(previous) = previous {
         queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
     }
@@ -739,26 +790,34 @@ async fn delete_one(
     key: &str,
     if_match: Option<&str>,
 ) -> Result<(), S3Error> {
-    let current = lookup(&ctx.meta, bucket_name, key).await?;
-    check_write_conditions(current.as_ref(), false, if_match, bucket_name, key)?;
-    let Some(object) = current else {
-        return Ok(());
-    };
-    let tombstone = Tombstone {
-        bucket: bucket_name.to_owned(),
-        key: key.to_owned(),
-        version_id: object.version_id,
-        mtime_ms: crate::engine::now_ms(),
-    };
-    commit_owned(
-        &ctx.meta,
-        bucket_name,
-        key,
-        vec![Op::DeleteObject(tombstone)],
-    )
-    .await?;
-    queue_purge_object(&ctx.meta, &object, ctx.engine.sites.len()).await;
-    Ok(())
+    // The tombstone lands only if the key is still at the version checked, and the record it
+    // replaced is the one purged: a PUT racing the delete neither slips under it unpurged nor
+    // gets its shards purged while it stays listed.
+    for _ in 0..=COMMIT_ATTEMPTS_MAX {
+        let current = lookup(&ctx.meta, bucket_name, key).await?;
+        check_write_conditions(current.as_ref(), false, if_match, bucket_name, key)?;
+        let Some(object) = current else {
+            return Ok(());
+        };
+        let tombstone = Tombstone {
+            bucket: bucket_name.to_owned(),
+            key: key.to_owned(),
+            version_id: object.version_id,
+            mtime_ms: crate::engine::now_ms(),
+        };
+        let ops = vec![Op::DeleteObject(tombstone)];
+        let expect = Some(Some(object.version_id));
+        if let Ok(Some(replaced)) =
+            commit_object_owned(&ctx.meta, bucket_name, key, expect, ops).await?
+        {
+            queue_purge_object(&ctx.meta, &replaced, ctx.engine.sites.len()).await;
+            return Ok(());
+        }
+    }
+    Err(S3Error::new(
+        S3ErrorCode::SlowDown,
+        "The key kept changing under this delete; retry",
+    ))
 }
 
 /// Keys of one `DeleteObjects` request deleted concurrently (its 1000 keys in 16 waves).
