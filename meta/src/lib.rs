@@ -47,9 +47,9 @@ pub use recover::{RecoveryMode, RecoveryReport, Truncation};
 pub use storage::{MemStorage, Storage};
 pub use store::{
     Commit, FileStorage, MetaRequest, MetaResponse, MetaStore, StoreConfig, StoreStats, SyncMode,
-    APPENDS_PENDING_MAX, COMPACT_LOG_BYTES_DEFAULT,
+    UploadCommit, APPENDS_PENDING_MAX, COMPACT_LOG_BYTES_DEFAULT,
 };
-pub use upload_condition::{UploadCondition, UploadMismatch};
+pub use upload_condition::{ObjectExpect, UploadCondition, UploadMismatch};
 pub use upload_listing::{
     merge_upload_pages, upload_page, UploadEntry, UploadItem, UploadPage, UploadQuery,
 };

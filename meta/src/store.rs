@@ -350,33 +350,54 @@ impl<S: Storage + 'static> MetaStore<S> {
     }
 
     /// Commits `ops` only if `condition` holds on this core when the frame is encoded; the
-    /// answer is the lsn and the upload's state just before `ops` apply, or why the condition
-    /// failed (then nothing is written).
+    /// answer is the lsn, the upload's state just before `ops` apply and, for a condition on
+    /// the object ([`UploadCondition::object`]), the object record they replace; or why the
+    /// condition failed (then nothing is written).
     ///
-    /// Atomic against every other commit on the upload: it first waits until the last op
-    /// already submitted for the upload is durable (the index shows only durable frames), then
-    /// checks the index and encodes the frame in one step with no await in between. Of a
-    /// completion and an abort racing on one upload, exactly one commits; the other sees
-    /// `NoSuchUpload`.
+    /// Atomic against every other commit on the upload (and, with an object condition, on the
+    /// key): it first waits until the last op already submitted for them is durable (the index
+    /// shows only durable frames), then checks the index and encodes the frame in one step
+    /// with no await in between. Of a completion and an abort racing on one upload, exactly
+    /// one commits; the other sees `NoSuchUpload`.
     pub async fn commit_if_upload(
         &self,
         condition: &UploadCondition,
         ops: Vec<Op>,
-    ) -> Result<Result<(u64, UploadState), UploadMismatch>, MetaError> {
+    ) -> Result<Result<UploadCommit, UploadMismatch>, MetaError> {
         let id = (
             condition.bucket.clone(),
             condition.key.clone(),
             condition.upload_id.clone(),
         );
-        self.wait_durable(|st| st.upload_lsns.get(&id).copied())
-            .await?;
+        let object_id = (condition.bucket.clone(), condition.key.clone());
+        let writes_object = condition.object.is_some();
+        self.wait_durable(|st| {
+            let upload = st.upload_lsns.get(&id).copied();
+            let object = writes_object
+                .then(|| st.object_lsns.get(&object_id).copied())
+                .flatten();
+            upload.max(object)
+        })
+        .await?;
         // From here to `submit` nothing awaits: no other commit can slip in between.
-        let state = match self.with_index(|i| condition.check(i).cloned()) {
-            Ok(state) => state,
+        let checked = self.with_index(|i| {
+            condition.check(i).cloned().map(|state| {
+                let previous = writes_object
+                    .then(|| i.object(&condition.bucket, &condition.key).cloned())
+                    .flatten();
+                (state, previous)
+            })
+        });
+        let (state, previous) = match checked {
+            Ok(found) => found,
             Err(mismatch) => return Ok(Err(mismatch)),
         };
         let lsn = self.submit(ops)?.await?;
-        Ok(Ok((lsn, state)))
+        Ok(Ok(UploadCommit {
+            lsn,
+            state,
+            previous,
+        }))
     }
 
     /// Commits `ops`, which write the object record of `(bucket, key)` (a put or a tombstone),
@@ -599,7 +620,7 @@ impl<S: Storage + 'static> MetaStore<S> {
                 .commit_if_upload(&condition, ops)
                 .await
                 .map(|answer| match answer {
-                    Ok((lsn, state)) => MetaResponse::UploadCommitted { lsn, state },
+                    Ok(commit) => MetaResponse::UploadCommitted(Box::new(commit)),
                     Err(mismatch) => MetaResponse::UploadMismatch(mismatch),
                 }),
             MetaRequest::CommitObject {
@@ -711,15 +732,22 @@ pub enum MetaRequest {
     },
 }
 
+/// What a [`MetaStore::commit_if_upload`] that held committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadCommit {
+    pub lsn: u64,
+    /// The upload as it was just before the commit.
+    pub state: UploadState,
+    /// The object record the commit replaced, for a condition on the object (a completion).
+    pub previous: Option<Object>,
+}
+
 /// The answer to a [`MetaRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaResponse {
     Committed(u64),
-    /// A conditional commit is durable; `state` is the upload as it was just before it.
-    UploadCommitted {
-        lsn: u64,
-        state: UploadState,
-    },
+    /// A conditional commit is durable.
+    UploadCommitted(Box<UploadCommit>),
     /// A conditional commit's condition did not hold; nothing was written.
     UploadMismatch(UploadMismatch),
     /// A [`MetaRequest::CommitObject`] is durable; `previous` is the record it replaced.

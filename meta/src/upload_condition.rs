@@ -4,6 +4,7 @@
 //! ```text
 //!  CompleteMultipartUpload: read upload ─► check parts, write part index ─► commit IF
 //!      upload in progress AND each listed part still has the shards that were checked
+//!      AND (with If-Match / If-None-Match) the key is still at the version checked
 //!  AbortMultipartUpload / reaper: commit delete IF upload in progress
 //!  UploadPart: commit part IF upload in progress
 //! ```
@@ -27,6 +28,19 @@ pub struct UploadCondition {
     /// (`None` for a part stored without shards). Every stored part gets fresh backend ids, so
     /// a re-uploaded part never matches the one it replaced.
     pub parts: Vec<(u32, Option<BackendId>)>,
+    /// For a commit that writes the key's object record (a completion): what the key must
+    /// hold. The store then also answers the record the commit replaces, so that the caller
+    /// purges exactly that one. `None` for commits that leave the object alone.
+    pub object: Option<ObjectExpect>,
+}
+
+/// What a completion requires of the object record it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectExpect {
+    /// Whatever the key holds.
+    Any,
+    /// The key is at this version (`None`: it holds no object).
+    At(Option<u64>),
 }
 
 /// Why a condition does not hold.
@@ -36,6 +50,9 @@ pub enum UploadMismatch {
     NoSuchUpload,
     /// The upload is in progress but this part number is missing or was re-uploaded.
     PartChanged(u32),
+    /// The key is no longer at the version [`ObjectExpect::At`] names; this is the current
+    /// one (`None`: no object).
+    ObjectChanged(Option<u64>),
 }
 
 impl UploadCondition {
@@ -47,6 +64,7 @@ impl UploadCondition {
             key: key.to_owned(),
             upload_id: upload_id.to_owned(),
             parts: Vec::new(),
+            object: None,
         }
     }
 
@@ -65,6 +83,14 @@ impl UploadCondition {
             let current = state.parts.get(&number).map(Self::part_identity);
             if current != Some((number, first)) {
                 return Err(UploadMismatch::PartChanged(number));
+            }
+        }
+        if let Some(ObjectExpect::At(expected)) = self.object {
+            let current = index
+                .object(&self.bucket, &self.key)
+                .map(|object| object.version_id);
+            if current != expected {
+                return Err(UploadMismatch::ObjectChanged(current));
             }
         }
         Ok(state)
@@ -153,6 +179,27 @@ mod tests {
             missing.check(&index).unwrap_err(),
             UploadMismatch::PartChanged(3)
         );
+
+        let fresh = UploadCondition {
+            object: Some(ObjectExpect::At(None)),
+            ..exists.clone()
+        };
+        assert!(fresh.check(&index).is_ok());
+        index.apply(Op::PutObject(testkit::typical_object("b", "k", 41)));
+        assert_eq!(
+            fresh.check(&index).unwrap_err(),
+            UploadMismatch::ObjectChanged(Some(41))
+        );
+        let over_41 = UploadCondition {
+            object: Some(ObjectExpect::At(Some(41))),
+            ..exists.clone()
+        };
+        assert!(over_41.check(&index).is_ok());
+        let any = UploadCondition {
+            object: Some(ObjectExpect::Any),
+            ..exists.clone()
+        };
+        assert!(any.check(&index).is_ok());
 
         index.apply(Op::DeleteUpload {
             bucket: "b".to_owned(),

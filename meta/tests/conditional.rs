@@ -7,8 +7,9 @@ mod common;
 
 use common::run;
 use tessera_meta::{
-    testkit, ContentHeaders, ETag, MemStorage, MetaStore, Object, ObjectPart, Op, Policy, Shard,
-    ShardState, StoreConfig, Upload, UploadCondition, UploadMismatch, UploadPart,
+    testkit, ContentHeaders, ETag, MemStorage, MetaStore, Object, ObjectExpect, ObjectPart, Op,
+    Policy, Shard, ShardState, StoreConfig, Tombstone, Upload, UploadCommit, UploadCondition,
+    UploadMismatch, UploadPart,
 };
 
 fn upload(id: &str) -> Upload {
@@ -144,13 +145,13 @@ fn completion_and_abort_never_both_commit() {
             let completed = complete.await;
             let aborted = abort.await;
             match (&completed, &aborted) {
-                (Ok((_, state)), Err(UploadMismatch::NoSuchUpload)) => {
+                (Ok(UploadCommit { state, .. }), Err(UploadMismatch::NoSuchUpload)) => {
                     assert_eq!(state.parts.len(), 2);
                     let object = store.object("b", "k").expect("completed object");
                     assert_eq!(object.version_id, round + 1);
                     completed_versions.push(round + 1);
                 }
-                (Err(_), Ok((_, state))) => {
+                (Err(_), Ok(UploadCommit { state, .. })) => {
                     // The abort answers with exactly the parts it removed (to purge).
                     assert_eq!(state.upload.upload_id, id);
                     assert_eq!(state.parts.len(), 2);
@@ -273,6 +274,103 @@ fn shard_state_changes_never_undo_each_other() {
                 .set_shard_state("b", "k", version, &[9; 16], ShardState::Durable)
                 .await;
             assert!(!same.unwrap());
+        }
+    });
+}
+
+/// A completion and a PUT of the same key, started together in every interleaving: each
+/// answers the other's record as the one it replaced when it committed second (so exactly
+/// the loser's record is purged), and a completion that requires the key to be empty
+/// (`If-None-Match: *`) commits only when it comes first.
+#[test]
+fn completion_and_put_on_one_key_see_each_other() {
+    run(async {
+        let (store, _) = MetaStore::open(MemStorage::new(), StoreConfig::default())
+            .await
+            .unwrap();
+        store.put_bucket(testkit::bucket("b")).await.unwrap();
+        for round in 0..12_u64 {
+            store
+                .commit(vec![Op::DeleteObject(Tombstone {
+                    bucket: "b".to_owned(),
+                    key: "k".to_owned(),
+                    version_id: 0,
+                    mtime_ms: 1,
+                })])
+                .await
+                .unwrap();
+            let id = format!("u{round}");
+            store
+                .commit(vec![Op::PutUpload(upload(&id))])
+                .await
+                .unwrap();
+            let p = part(&id, 1, round as u8 + 1);
+            store.commit(vec![Op::PutPart(p.clone())]).await.unwrap();
+            let exclusive = round % 2 == 1;
+            let complete = {
+                let store = store.clone();
+                let condition = UploadCondition {
+                    parts: vec![UploadCondition::part_identity(&p)],
+                    object: Some(if exclusive {
+                        ObjectExpect::At(None)
+                    } else {
+                        ObjectExpect::Any
+                    }),
+                    ..UploadCondition::exists("b", "k", &id)
+                };
+                let ops = vec![
+                    Op::PutObject(object_of(std::slice::from_ref(&p), 1000 + round)),
+                    delete_upload(&id),
+                ];
+                let yields = round % 3;
+                monoio::spawn(async move {
+                    for _ in 0..yields {
+                        common::yield_once().await;
+                    }
+                    store.commit_if_upload(&condition, ops).await.unwrap()
+                })
+            };
+            let put = {
+                let store = store.clone();
+                let yields = (round / 3) % 2;
+                monoio::spawn(async move {
+                    for _ in 0..yields {
+                        common::yield_once().await;
+                    }
+                    let ops = vec![Op::PutObject(testkit::typical_object(
+                        "b",
+                        "k",
+                        2000 + round,
+                    ))];
+                    store.commit_object("b", "k", None, ops).await.unwrap()
+                })
+            };
+            let completed = complete.await;
+            let (_, put_replaced) = put.await.unwrap();
+            let current = store.object("b", "k").unwrap().version_id;
+            match completed {
+                Ok(UploadCommit { previous, .. }) => {
+                    let previous = previous.map(|o| o.version_id);
+                    let put_previous = put_replaced.map(|o| o.version_id);
+                    if current == 2000 + round {
+                        // The completion went first: it replaced nothing; the PUT replaced it.
+                        assert_eq!((previous, put_previous), (None, Some(1000 + round)));
+                    } else {
+                        assert_eq!(current, 1000 + round);
+                        assert_eq!((previous, put_previous), (Some(2000 + round), None));
+                        assert!(!exclusive, "an exclusive completion replaced an object");
+                    }
+                }
+                Err(mismatch) => {
+                    assert!(
+                        exclusive,
+                        "an unconditional completion failed: {mismatch:?}"
+                    );
+                    assert_eq!(mismatch, UploadMismatch::ObjectChanged(Some(2000 + round)));
+                    assert_eq!(current, 2000 + round);
+                    assert!(put_replaced.is_none());
+                }
+            }
         }
     });
 }

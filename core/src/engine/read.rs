@@ -45,9 +45,14 @@ pub struct Segment {
     range: Range<u64>,
     next_stripe: u64,
     end_stripe: u64,
-    /// Shards known bad for this read (failed or corrupt); not asked again.
+    /// Shards known bad for this read (unreachable, gone or short); not asked again.
     bad: ShardSet,
-    /// Of those, the ones found missing or corrupt (not merely unreachable): they need repair.
+    /// Shards asked only when the others do not suffice: pending repair in the record, or
+    /// none of whose chunks verified in an earlier batch. Their verified chunks are as good
+    /// as any: a shard is written off chunk by chunk, not whole.
+    suspect: ShardSet,
+    /// Shards found missing or holding a corrupt chunk (not merely unreachable): they need
+    /// repair.
     damaged: ShardSet,
     /// Object bytes per step (see [`LOCAL_READ_BATCH_BYTES`]).
     batch_bytes: u64,
@@ -57,24 +62,50 @@ pub struct Segment {
     flat_base: usize,
 }
 
-/// One shard's chunks for a batch of stripes: the verified bytes as read from the site (no
-/// copy), or chunks rebuilt from parity.
+/// One shard's chunks for a batch of stripes: the bytes as read from the site (no copy), or
+/// chunks rebuilt from parity. A chunk that failed its checksum stays in place, listed in
+/// `corrupt`, until a rebuilt copy overwrites it.
 #[derive(Debug, Default)]
 struct Fetched {
     buffer: Vec<u8>,
     /// Where each stripe's chunk lies in `buffer`, in stripe order.
     chunks: Vec<Range<usize>>,
+    /// Positions (in stripe order) of the chunks not to be used: failed their checksum, or
+    /// not read at all (a shard that is being rebuilt). Usually empty.
+    corrupt: Vec<usize>,
 }
 
 impl Fetched {
+    /// A shard none of whose `count` chunks is known yet (all to be rebuilt).
+    fn unknown(count: usize) -> Self {
+        Fetched {
+            buffer: Vec::new(),
+            chunks: vec![0..0; count],
+            corrupt: (0..count).collect(),
+        }
+    }
+
     fn chunk(&self, position: usize) -> &[u8] {
         &self.buffer[self.chunks[position].clone()]
     }
 
-    fn push(&mut self, chunk: &[u8]) {
-        let start = self.buffer.len();
-        self.buffer.extend_from_slice(chunk);
-        self.chunks.push(start..self.buffer.len());
+    /// Whether the chunk at `position` verified (or was rebuilt).
+    fn is_good(&self, position: usize) -> bool {
+        !self.corrupt.contains(&position)
+    }
+
+    /// Stores a verified or rebuilt `chunk` at `position`: over the corrupt bytes when they
+    /// are there, else at the end of the buffer.
+    fn set(&mut self, position: usize, chunk: &[u8]) {
+        let range = self.chunks[position].clone();
+        if range.len() == chunk.len() {
+            self.buffer[range].copy_from_slice(chunk);
+        } else {
+            let start = self.buffer.len();
+            self.buffer.extend_from_slice(chunk);
+            self.chunks[position] = start..self.buffer.len();
+        }
+        self.corrupt.retain(|&p| p != position);
     }
 }
 
@@ -111,9 +142,12 @@ impl Segment {
             )
         };
         let mut bad = ShardSet::EMPTY;
+        let mut suspect = ShardSet::EMPTY;
         for (index, shard) in object.shards.iter().enumerate() {
-            if shard.state == ShardState::Pending || usize::from(shard.site) >= engine.sites.len() {
+            if usize::from(shard.site) >= engine.sites.len() {
                 bad = bad.with(index);
+            } else if shard.state == ShardState::Pending {
+                suspect = suspect.with(index);
             }
         }
         let all_local = object.shards.iter().all(|shard| {
@@ -136,6 +170,7 @@ impl Segment {
             next_stripe,
             end_stripe,
             bad,
+            suspect,
             damaged: ShardSet::EMPTY,
             batch_bytes,
             flat_base: 0,
@@ -173,7 +208,7 @@ impl Segment {
     }
 
     /// Fetches `stripes` from shard `index` and verifies every chunk; returns the chunks
-    /// (without trailers), one per stripe.
+    /// (without trailers), one per stripe, those that failed their checksum marked corrupt.
     async fn fetch_shard(&self, index: usize, stripes: Range<u64>) -> Result<Fetched, Fault> {
         let shard = &self.object.shards[index];
         let stored = self.layout.stored_range(stripes.clone());
@@ -195,129 +230,212 @@ impl Segment {
             Ok(read) if read as u64 == len => {}
             // A shard that is gone or shorter than its layout is damaged for good; anything
             // else (site down, timeout) may pass.
-            Ok(_) | Err(SiteError::NotFound) => return Err(Fault::Damaged),
-            Err(_) => return Err(Fault::Unavailable),
+            Ok(_) | Err(SiteError::NotFound) => {
+                self.engine.give_buffer(buffer);
+                return Err(Fault::Damaged);
+            }
+            Err(_) => {
+                self.engine.give_buffer(buffer);
+                return Err(Fault::Unavailable);
+            }
         }
-        let mut chunks = Vec::with_capacity((stripes.end - stripes.start) as usize);
-        for stripe in stripes {
+        let mut fetched = Fetched {
+            chunks: Vec::with_capacity((stripes.end - stripes.start) as usize),
+            ..Fetched::default()
+        };
+        for (position, stripe) in stripes.enumerate() {
             let offset = (self.layout.stored_chunk_offset(stripe) - stored.start) as usize;
             let chunk_len = self.layout.stripe(stripe).chunk_len as usize;
-            let stored_chunk = buffer
+            let verified = buffer
                 .get(offset..offset + chunk_len + tessera_ec::CHECKSUM_LEN)
-                .ok_or(Fault::Damaged)?;
-            let chunk =
-                tessera_ec::verify_stored_chunk(stored_chunk).map_err(|_| Fault::Damaged)?;
-            debug_assert_eq!(chunk.len(), chunk_len);
-            chunks.push(offset..offset + chunk_len);
+                .is_some_and(|stored| tessera_ec::verify_stored_chunk(stored).is_ok());
+            if !verified {
+                fetched.corrupt.push(position);
+            }
+            fetched.chunks.push(offset..offset + chunk_len);
         }
-        Ok(Fetched { buffer, chunks })
+        fetched.buffer = buffer;
+        Ok(fetched)
     }
 
-    /// Notes that shard `index` failed this read.
-    fn mark_bad(&mut self, index: usize, fault: Fault) {
-        self.bad = self.bad.with(index);
-        if fault == Fault::Damaged {
-            self.damaged = self.damaged.with(index);
+    /// Notes what fetching shard `index` found: a fault excludes the shard from the rest of
+    /// this read; corrupt chunks exclude only themselves, but the shard needs repair, and a
+    /// shard none of whose chunks verified is asked last from now on.
+    fn note(&mut self, index: usize, result: &Result<Fetched, Fault>) {
+        match result {
+            Ok(fetched) if fetched.corrupt.is_empty() => {}
+            Ok(fetched) => {
+                self.damaged = self.damaged.with(index);
+                if fetched.corrupt.len() == fetched.chunks.len() {
+                    self.suspect = self.suspect.with(index);
+                }
+            }
+            Err(fault) => {
+                self.bad = self.bad.with(index);
+                if *fault == Fault::Damaged {
+                    self.damaged = self.damaged.with(index);
+                }
+            }
         }
+    }
+
+    /// Shards not yet asked in this batch (`asked`) nor known bad, in the order to ask them:
+    /// the healthy ones first, then the suspect ones (pending repair, or all corrupt so far);
+    /// data before parity within each.
+    fn candidates(&self, asked: ShardSet) -> Vec<usize> {
+        let open = |i: &usize| !asked.contains(*i) && !self.bad.contains(*i);
+        let (healthy, suspect): (Vec<usize>, Vec<usize>) = (0..self.shape.n)
+            .filter(open)
+            .partition(|&i| !self.suspect.contains(i));
+        healthy.into_iter().chain(suspect).collect()
     }
 
     /// Fetches the batch: the needed data shards first (for replicas, the first good copy);
-    /// if any fails, more shards until k are good, then reconstructs. Returns, per shard
-    /// index, its chunks (one per stripe) when they were fetched or rebuilt.
+    /// if any fails or holds a corrupt chunk, more shards until every stripe has k good
+    /// chunks, then reconstructs what is missing stripe by stripe. Returns, per shard index,
+    /// its chunks (one per stripe) when they were fetched or rebuilt.
     async fn fetch_batch(&mut self, stripes: Range<u64>) -> Result<Vec<Option<Fetched>>, S3Error> {
-        let n = self.shape.n;
-        let mut have: Vec<Option<Fetched>> = (0..n).map(|_| None).collect();
         if self.shape.replica {
-            for index in 0..n {
-                if self.bad.contains(index) {
-                    continue;
-                }
-                match self.fetch_shard(index, stripes.clone()).await {
-                    Ok(chunks) => {
-                        have[0] = Some(chunks);
-                        return Ok(have);
-                    }
-                    Err(fault) => self.mark_bad(index, fault),
-                }
-            }
-            return Err(unavailable("no copy of the object could be read"));
+            return self.fetch_replica_batch(stripes).await;
         }
+        let (k, n) = (self.shape.k, self.shape.n);
+        let count = (stripes.end - stripes.start) as usize;
+        let mut have: Vec<Option<Fetched>> = (0..n).map(|_| None).collect();
         let needed = self.needed_data_shards(&stripes);
-        let mut want: Vec<usize> = needed.iter().filter(|&i| !self.bad.contains(i)).collect();
-        let mut good = ShardSet::EMPTY;
+        let mut asked = ShardSet::EMPTY;
+        let mut want: Vec<usize> = needed
+            .iter()
+            .filter(|&i| !self.bad.contains(i) && !self.suspect.contains(i))
+            .collect();
         loop {
             let fetched = join_all(
                 want.iter()
                     .map(|&index| self.fetch_shard(index, stripes.clone())),
             )
             .await;
-            for (&index, chunks) in want.iter().zip(fetched) {
-                match chunks {
-                    Ok(chunks) => {
-                        have[index] = Some(chunks);
-                        good = good.with(index);
-                    }
-                    Err(fault) => self.mark_bad(index, fault),
+            for (&index, result) in want.iter().zip(fetched) {
+                asked = asked.with(index);
+                self.note(index, &result);
+                if let Ok(chunks) = result {
+                    have[index] = Some(chunks);
                 }
             }
-            if needed.iter().all(|i| good.contains(i)) {
+            let good_at = |position: usize| {
+                have.iter()
+                    .filter(|f| f.as_ref().is_some_and(|f| f.is_good(position)))
+                    .count()
+            };
+            let direct = |position: usize| {
+                needed
+                    .iter()
+                    .all(|i| have[i].as_ref().is_some_and(|f| f.is_good(position)))
+            };
+            if (0..count).all(direct) {
                 return Ok(have);
             }
-            // Degraded: read other shards (remaining data first, then parity) until k are good.
-            let missing = self.shape.k.saturating_sub(good.len());
-            want = (0..n)
-                .filter(|&i| !good.contains(i) && !self.bad.contains(i))
-                .take(missing)
-                .collect();
-            if good.len() >= self.shape.k {
+            // Degraded: the stripe short of the most good chunks decides how many more shards
+            // to ask (remaining data first, then parity, the suspect ones last).
+            let short = (0..count)
+                .filter(|&p| !direct(p))
+                .map(|p| k.saturating_sub(good_at(p)))
+                .max()
+                .unwrap_or(0);
+            if short == 0 {
                 break;
             }
+            want = self.candidates(asked).into_iter().take(short).collect();
             if want.is_empty() {
+                let worst = (0..count).map(good_at).min().unwrap_or(0);
                 return Err(unavailable(format!(
-                    "only {} of {} shards are readable; {} are needed",
-                    good.len(),
-                    n,
-                    self.shape.k
+                    "only {worst} of {n} chunks of a stripe are readable; {k} are needed"
                 )));
             }
         }
-        self.reconstruct(&stripes, &mut have, good, needed)?;
+        self.reconstruct(&stripes, &mut have, needed)?;
         Ok(have)
     }
 
-    /// Rebuilds the needed data chunks that are missing from the `good` shards, stripe by stripe.
+    /// Fetches the batch from a replicated object's copies: the first copy that reads, with
+    /// any corrupt chunk of it taken from the next copies.
+    async fn fetch_replica_batch(
+        &mut self,
+        stripes: Range<u64>,
+    ) -> Result<Vec<Option<Fetched>>, S3Error> {
+        let mut base: Option<Fetched> = None;
+        for index in self.candidates(ShardSet::EMPTY) {
+            let result = self.fetch_shard(index, stripes.clone()).await;
+            self.note(index, &result);
+            let Ok(copy) = result else { continue };
+            match &mut base {
+                None => base = Some(copy),
+                Some(base) => {
+                    for position in base.corrupt.clone() {
+                        if copy.is_good(position) {
+                            base.set(position, copy.chunk(position));
+                        }
+                    }
+                    self.engine.give_buffer(copy.buffer);
+                }
+            }
+            if base.as_ref().is_some_and(|b| b.corrupt.is_empty()) {
+                let mut have: Vec<Option<Fetched>> = (0..self.shape.n).map(|_| None).collect();
+                have[0] = base;
+                return Ok(have);
+            }
+        }
+        if let Some(base) = base {
+            self.engine.give_buffer(base.buffer);
+        }
+        Err(unavailable("no copy of the object could be read"))
+    }
+
+    /// Rebuilds, stripe by stripe, the chunks of the `needed` data shards that are missing or
+    /// corrupt, from k shards whose chunk of that stripe verified.
     fn reconstruct(
         &self,
         stripes: &Range<u64>,
         have: &mut [Option<Fetched>],
-        good: ShardSet,
         needed: ShardSet,
     ) -> Result<(), S3Error> {
         let (k, n) = (self.shape.k, self.shape.n);
-        let rebuild: Vec<usize> = needed.iter().filter(|&i| !good.contains(i)).collect();
-        let mut rebuild_set = ShardSet::EMPTY;
-        for &i in &rebuild {
-            rebuild_set = rebuild_set.with(i);
-            have[i] = Some(Fetched::default());
+        let count = (stripes.end - stripes.start) as usize;
+        for &i in &needed.iter().collect::<Vec<_>>() {
+            if have[i].is_none() {
+                have[i] = Some(Fetched::unknown(count));
+            }
         }
-        // Use exactly k good shards: ISA-L decodes from any k.
-        let present = good.iter().take(k).fold(ShardSet::EMPTY, ShardSet::with);
         for (position, stripe) in stripes.clone().enumerate() {
+            let good = |i: usize| have[i].as_ref().is_some_and(|f| f.is_good(position));
+            let rebuild = needed
+                .iter()
+                .filter(|&i| !good(i))
+                .fold(ShardSet::EMPTY, ShardSet::with);
+            if rebuild.is_empty() {
+                continue;
+            }
+            // Exactly k good chunks: ISA-L decodes from any k.
+            let present = (0..n)
+                .filter(|&i| good(i))
+                .take(k)
+                .fold(ShardSet::EMPTY, ShardSet::with);
+            if present.len() < k {
+                return Err(unavailable("too few chunks of a stripe are readable"));
+            }
             let chunk_len = self.layout.stripe(stripe).chunk_len as usize;
             let mut shards: Vec<Vec<u8>> = (0..n)
-                .map(|i| match (&have[i], present.contains(i)) {
-                    (Some(fetched), true) => fetched.chunk(position).to_vec(),
+                .map(|i| match &have[i] {
+                    Some(fetched) if present.contains(i) => fetched.chunk(position).to_vec(),
                     _ => vec![0; chunk_len],
                 })
                 .collect();
             self.engine
                 .with_codec(k, n - k, |codec| {
-                    codec.reconstruct(&mut shards, present, rebuild_set)
+                    codec.reconstruct(&mut shards, present, rebuild)
                 })?
                 .map_err(|e| internal(format!("reconstruct: {e}")))?;
-            for &i in &rebuild {
+            for i in rebuild.iter() {
                 if let Some(fetched) = &mut have[i] {
-                    fetched.push(&shards[i]);
+                    fetched.set(position, &shards[i]);
                 }
             }
         }
@@ -333,7 +451,7 @@ impl Segment {
         for (i, fetched) in have.into_iter().enumerate() {
             match fetched {
                 Some(f) if i < self.shape.k => {
-                    data.push(Some((piece.add_buffer(f.buffer), f.chunks)));
+                    data.push(Some((piece.add_buffer(f.buffer), f.chunks, f.corrupt)));
                 }
                 Some(f) => self.engine.give_buffer(f.buffer),
                 None if i < self.shape.k => data.push(None),
@@ -350,9 +468,10 @@ impl Segment {
                     continue;
                 }
                 // `fetch_batch` returned every needed shard's chunks (fetched or rebuilt).
-                let Some((buffer, chunks)) = slot else {
+                let Some((buffer, chunks, corrupt)) = slot else {
                     continue;
                 };
+                debug_assert!(!corrupt.contains(&position), "an unverified chunk");
                 let chunk = chunks[position].start;
                 let from = chunk + (start - chunk_range.start) as usize;
                 piece.push_slice(*buffer, from..from + (end - start) as usize);

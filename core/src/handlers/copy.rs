@@ -27,10 +27,11 @@ use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{Object, Op};
 
 use super::object::{
-    commit_owned, content_headers, etag_matches, etag_text, http_algorithm, lookup, object_record,
-    queue_purge_object, queue_repair, user_metadata, Compare,
+    commit_object_owned, content_headers, etag_matches, etag_text, http_algorithm, lookup,
+    object_record, queue_purge_object, queue_repair, user_metadata, Compare,
 };
 use super::{bucket, multipart};
+use crate::engine::internal;
 use crate::engine::put::{checksum_code, PutRequest, ReaderSource, Stored};
 use crate::engine::read::ObjectReader;
 use crate::server::response::Response;
@@ -253,10 +254,14 @@ pub async fn copy_object(
     // Re-checked after the copy streamed: the destination bucket may have been deleted, and
     // another writer may have replaced the key meanwhile.
     bucket::require(ctx, bucket_name)?;
-    let previous = lookup(&ctx.meta, bucket_name, key).await?;
     let repair_view = copy.clone();
-    commit_owned(&ctx.meta, bucket_name, key, vec![Op::PutObject(copy)]).await?;
-    if let Some(previous) = previous {
+    // The record replaced is answered by the commit itself: a PUT racing this copy is either
+    // replaced (and purged) or replaces it, never left behind unpurged.
+    let replaced =
+        commit_object_owned(&ctx.meta, bucket_name, key, None, vec![Op::PutObject(copy)])
+            .await?
+            .map_err(|_| internal("an unconditional commit reported a changed key"))?;
+    if let Some(previous) = replaced {
         queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
     }
     queue_repair(&ctx.meta, &repair_view).await;

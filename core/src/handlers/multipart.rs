@@ -39,13 +39,13 @@ use tessera_http::xml::{
 use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{
     merge_upload_pages, multipart_checksum, partition_of, ETag, MetaRequest, MetaResponse, Object,
-    ObjectPart, Op, Upload, UploadCondition, UploadItem, UploadMismatch, UploadPart, UploadQuery,
-    UploadState,
+    ObjectExpect, ObjectPart, Op, Upload, UploadCommit, UploadCondition, UploadItem,
+    UploadMismatch, UploadPart, UploadQuery, UploadState,
 };
 
 use super::object::{
-    commit_owned, content_headers, etag_text, lookup, object_body, queue_purge, queue_purge_object,
-    queue_repair, user_metadata,
+    check_write_conditions, commit_owned, content_headers, etag_text, lookup, object_body,
+    queue_purge, queue_purge_object, queue_repair, user_metadata, COMMIT_ATTEMPTS_MAX,
 };
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{PutRequest, Stored};
@@ -98,17 +98,17 @@ pub async fn upload_state(
 }
 
 /// Commits `ops` on the owning core only if `condition` holds there (see
-/// `MetaStore::commit_if_upload`); answers the upload as it was just before, or the reason
-/// the condition failed.
+/// `MetaStore::commit_if_upload`); answers the upload as it was just before (and, for a
+/// condition on the object, the record replaced), or the reason the condition failed.
 async fn commit_if_upload(
     ctx: &CoreCtx,
     condition: UploadCondition,
     ops: Vec<Op>,
-) -> Result<Result<UploadState, UploadMismatch>, S3Error> {
+) -> Result<Result<UploadCommit, UploadMismatch>, S3Error> {
     let owner = partition_of(&condition.bucket, &condition.key, ctx.meta.cores());
     let request = MetaRequest::CommitIfUpload { condition, ops };
     match answer(ctx.meta.call(owner, request).await)? {
-        MetaResponse::UploadCommitted { state, .. } => Ok(Ok(state)),
+        MetaResponse::UploadCommitted(commit) => Ok(Ok(*commit)),
         MetaResponse::UploadMismatch(mismatch) => Ok(Err(mismatch)),
         other => Err(unexpected(&other)),
     }
@@ -243,7 +243,9 @@ pub async fn record_part(
         shards: stored.shards,
     };
     let condition = UploadCondition::exists(bucket_name, key, upload_id);
-    if let Ok(state) = commit_if_upload(ctx, condition, vec![Op::PutPart(part.clone())]).await? {
+    if let Ok(UploadCommit { state, .. }) =
+        commit_if_upload(ctx, condition, vec![Op::PutPart(part.clone())]).await?
+    {
         if let Some(replaced) = state.parts.get(&u32::from(part_number)).cloned() {
             queue_purge(&ctx.meta, &parts_as_object(&state.upload, vec![replaced])).await;
         }
@@ -365,7 +367,7 @@ pub async fn complete(
         claimed,
         head.header("x-amz-checksum-type"),
     )?;
-    let condition = UploadCondition {
+    let mut condition = UploadCondition {
         parts: listed
             .iter()
             .map(|(_, part)| UploadCondition::part_identity(part))
@@ -373,17 +375,32 @@ pub async fn complete(
         ..UploadCondition::exists(bucket_name, key, upload_id)
     };
     drop(listed);
-    let previous = lookup(&ctx.meta, bucket_name, key).await?;
-    if head
-        .header("if-none-match")
-        .is_some_and(|v| v.trim() == "*")
-        && previous.is_some()
-    {
+    let if_none_match = head.header("if-none-match");
+    let if_match = head.header("if-match");
+    if if_none_match.is_some_and(|v| v.trim() != "*") {
         return Err(S3Error::new(
-            S3ErrorCode::PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold",
+            S3ErrorCode::NotImplemented,
+            "If-None-Match on CompleteMultipartUpload supports only *",
         ));
     }
+    let conditional = if_none_match.is_some() || if_match.is_some();
+    // What the key must hold for the commit: checked here to fail before the part index is
+    // written, and again on the owning core with the commit itself.
+    let expect = async || -> Result<ObjectExpect, S3Error> {
+        if !conditional {
+            return Ok(ObjectExpect::Any);
+        }
+        let current = lookup(&ctx.meta, bucket_name, key).await?;
+        check_write_conditions(
+            current.as_ref(),
+            if_none_match.is_some(),
+            if_match,
+            bucket_name,
+            key,
+        )?;
+        Ok(ObjectExpect::At(current.map(|o| o.version_id)))
+    };
+    condition.object = Some(expect().await?);
     let etag = ETag {
         md5: md5s.finalize().into(),
         parts: parts.len() as u16,
@@ -422,23 +439,40 @@ pub async fn complete(
         upload_id: upload_id.to_owned(),
     };
     let listed: std::collections::HashSet<u32> = object.parts.iter().map(|p| p.number).collect();
-    // Committed only if the upload is still in progress with the very parts checked above: an
-    // abort, another completion or a re-uploaded part in between makes this one fail instead.
-    let removed = match commit_if_upload(ctx, condition, vec![Op::PutObject(object), delete])
-        .await?
-    {
-        Ok(removed) => removed,
-        Err(UploadMismatch::NoSuchUpload) => return Err(no_such_upload()),
-        Err(UploadMismatch::PartChanged(number)) => {
-            return Err(S3Error::new(
-                S3ErrorCode::InvalidPart,
-                format!("Part {number} was uploaded again while the upload was being completed."),
-            ))
+    let ops = vec![Op::PutObject(object), delete];
+    // Committed only if the upload is still in progress with the very parts checked above
+    // and the key still as the conditions found it: an abort, another completion or a
+    // re-uploaded part in between makes this one fail instead; a write to the key in between
+    // is what it replaces (and purges), or, under a condition, makes it check again.
+    let mut attempts = 0;
+    let commit = loop {
+        match commit_if_upload(ctx, condition.clone(), ops.clone()).await? {
+            Ok(commit) => break commit,
+            Err(UploadMismatch::NoSuchUpload) => return Err(no_such_upload()),
+            Err(UploadMismatch::PartChanged(number)) => {
+                return Err(S3Error::new(
+                    S3ErrorCode::InvalidPart,
+                    format!(
+                        "Part {number} was uploaded again while the upload was being completed."
+                    ),
+                ))
+            }
+            Err(UploadMismatch::ObjectChanged(_)) if attempts < COMMIT_ATTEMPTS_MAX => {
+                attempts += 1;
+                condition.object = Some(expect().await?);
+            }
+            Err(UploadMismatch::ObjectChanged(_)) => {
+                return Err(S3Error::new(
+                    S3ErrorCode::SlowDown,
+                    "The key kept changing under this conditional write; retry",
+                ))
+            }
         }
     };
-    if let Some(previous) = previous {
-        queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
+    if let Some(previous) = &commit.previous {
+        queue_purge_object(&ctx.meta, previous, ctx.engine.sites.len()).await;
     }
+    let removed = commit.state;
     let unlisted: Vec<UploadPart> = removed
         .parts
         .values()
@@ -482,7 +516,8 @@ pub async fn abort(
     // more (it would need the upload), so all of them go.
     let removed = commit_if_upload(ctx, condition, vec![delete])
         .await?
-        .map_err(|_| no_such_upload())?;
+        .map_err(|_| no_such_upload())?
+        .state;
     let parts: Vec<UploadPart> = removed.parts.into_values().collect();
     queue_purge(&ctx.meta, &parts_as_object(&removed.upload, parts)).await;
     Ok(Response::empty(204))
@@ -662,7 +697,7 @@ pub async fn reap_step(meta: &MetaClient, age_ms: u64, now_ms: u64) -> usize {
         let condition = UploadCondition::exists(&upload.bucket, &upload.key, &upload.upload_id);
         // Uploads live on the core that owns their key: this core.
         match meta.local.commit_if_upload(&condition, vec![delete]).await {
-            Ok(Ok((_, removed))) => {
+            Ok(Ok(UploadCommit { state: removed, .. })) => {
                 aborted += 1;
                 let parts: Vec<UploadPart> = removed.parts.into_values().collect();
                 queue_purge(meta, &parts_as_object(&removed.upload, parts)).await;

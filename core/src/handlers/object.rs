@@ -73,7 +73,7 @@ pub async fn commit_owned(
 }
 
 /// Times a conditional write re-checks its conditions because the key changed in between.
-const COMMIT_ATTEMPTS_MAX: u32 = 16;
+pub(crate) const COMMIT_ATTEMPTS_MAX: u32 = 16;
 
 /// Commits `ops` writing the record of `(bucket, key)` on its owning core, optionally only if
 /// the key is still at version `expect` (see `MetaStore::commit_object`): `Ok` with the record
@@ -474,7 +474,7 @@ pub async fn put(
     Ok(response)
 }
 
-fn check_write_conditions(
+pub(crate) fn check_write_conditions(
     current: Option<&Object>,
     if_none_match_star: bool,
     if_match: Option<&str>,

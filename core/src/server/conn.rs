@@ -15,6 +15,7 @@ use tessera_http::{S3Error, S3ErrorCode};
 use super::response::Response;
 use super::{dispatch, CoreCtx};
 use crate::engine::piece::{Piece, PieceIo};
+use crate::engine::read::ObjectReader;
 use crate::metrics::CoreMetrics;
 use crate::recv_lowat::RecvLowat;
 use crate::site::chunk_buf::{ChunkBuf, IO_ALIGN};
@@ -359,29 +360,14 @@ async fn write_response(
         if is_head {
             return Ok(());
         }
-        // The head promised `body_len` bytes: on a failure mid-stream the only honest signal
-        // left is to close the connection short of that length.
-        let mut sent = 0_u64;
-        loop {
-            match stream.next_piece().await {
-                Ok(Some(piece)) => {
-                    sent += piece.len() as u64;
-                    CoreMetrics::add(&ctx.metrics().bytes_out, piece.len() as u64);
-                    let piece = conn.write_all_piece(piece).await?;
-                    for buffer in piece.into_buffers() {
-                        ctx.engine.give_buffer(buffer);
-                    }
-                }
-                Ok(None) if sent == body_len => {
-                    let damaged = stream.damaged();
-                    if !damaged.is_empty() {
-                        crate::handlers::object::report_damage(&ctx.meta, &damaged).await;
-                    }
-                    return Ok(());
-                }
-                Ok(None) | Err(_) => return Err(()),
-            }
+        let sent = stream_body(ctx, conn, &mut stream, body_len).await;
+        // What the read found missing or corrupt is queued for repair whether or not the
+        // client stayed for the whole body.
+        let damaged = stream.damaged();
+        if !damaged.is_empty() {
+            crate::handlers::object::report_damage(&ctx.meta, &damaged).await;
         }
+        return sent;
     }
     if !is_head && !response.head.status_forbids_body() {
         CoreMetrics::add(&ctx.metrics().bytes_out, response.body.len() as u64);
@@ -396,6 +382,32 @@ async fn write_response(
     }
     conn.write_buf = conn.write_all_buf(out).await?;
     Ok(())
+}
+
+/// Sends the pieces of `stream` as the body whose head promised `body_len` bytes. On a
+/// failure mid-stream the only honest signal left is to close the connection short of that
+/// length: `Err`.
+async fn stream_body(
+    ctx: &CoreCtx,
+    conn: &mut Conn,
+    stream: &mut ObjectReader,
+    body_len: u64,
+) -> Result<(), ()> {
+    let mut sent = 0_u64;
+    loop {
+        match stream.next_piece().await {
+            Ok(Some(piece)) => {
+                sent += piece.len() as u64;
+                CoreMetrics::add(&ctx.metrics().bytes_out, piece.len() as u64);
+                let piece = conn.write_all_piece(piece).await?;
+                for buffer in piece.into_buffers() {
+                    ctx.engine.give_buffer(buffer);
+                }
+            }
+            Ok(None) if sent == body_len => return Ok(()),
+            Ok(None) | Err(_) => return Err(()),
+        }
+    }
 }
 
 /// What remained of a request body after its handler returned.

@@ -54,6 +54,7 @@ def footer(path):
         "shard": body[1],
         "k": body[2],
         "n": body[3],
+        "chunk_size": int.from_bytes(body[5:9], "little"),
         "size": int.from_bytes(body[9:17], "little"),
         "version_id": int.from_bytes(body[17:25], "little"),
         "etag_parts": u16(49),

@@ -1,0 +1,100 @@
+"""Writers racing on one key through every path that commits an object record (PutObject,
+CopyObject, CompleteMultipartUpload): whoever commits last wins, and the record it replaced
+is the one purged, so no version's shards outlive it; CompleteMultipartUpload's If-None-Match
+and If-Match are checked with its commit."""
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import botocore.exceptions
+import pytest
+
+from conftest import Gateway
+from shards import shard_files
+
+
+@pytest.fixture(scope="module")
+def gw():
+    g = Gateway()
+    g.client().create_bucket(Bucket="races")
+    yield g
+    g.cleanup()
+
+
+def status(call):
+    try:
+        call()
+        return 200
+    except botocore.exceptions.ClientError as e:
+        return e.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def data_shards_of(gw, key):
+    """Shard files (not footer-only part indexes) whose footer names `key`."""
+    return sorted(path for path, fields in shard_files(os.path.join(gw.data_dir, "sites"))
+                  if fields["key"] == key and not fields["footer_only"])
+
+
+def open_upload(s3, key, body):
+    uid = s3.create_multipart_upload(Bucket="races", Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket="races", Key=key, UploadId=uid, PartNumber=1, Body=body)["ETag"]
+    return uid, {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+
+
+def test_put_copy_and_complete_racing_leave_one_version(gw):
+    """Eight rounds of a PUT, a copy and a completion to one key at once: afterwards the key
+    holds the bytes of one of them, and once the purge ran only that version's three shards
+    (ec 2+1) are left of the key."""
+    s3 = gw.client()
+    s3.put_object(Bucket="races", Key="source", Body=b"c" * 300_000)
+    for round in range(8):
+        key = f"k{round}"
+        s3.put_object(Bucket="races", Key=key, Body=b"old" * 1000)
+        uid, parts = open_upload(s3, key, b"m" * 200_000)
+        writers = [
+            lambda: s3.put_object(Bucket="races", Key=key, Body=b"p" * 250_000),
+            lambda: s3.copy_object(Bucket="races", Key=key,
+                                   CopySource={"Bucket": "races", "Key": "source"}),
+            lambda: s3.complete_multipart_upload(Bucket="races", Key=key, UploadId=uid,
+                                                 MultipartUpload=parts),
+        ]
+        with ThreadPoolExecutor(3) as pool:
+            codes = list(pool.map(status, writers))
+        assert codes == [200, 200, 200], codes
+        body = s3.get_object(Bucket="races", Key=key)["Body"].read()
+        assert body in (b"p" * 250_000, b"c" * 300_000, b"m" * 200_000)
+        deadline = time.time() + 15
+        while len(data_shards_of(gw, key)) != 3 and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(data_shards_of(gw, key)) == 3, (round, data_shards_of(gw, key))
+
+
+def test_complete_conditions(gw):
+    """If-None-Match: * refuses to complete over an existing key (the upload stays open);
+    If-Match completes only over the named ETag, and the object it replaced is purged."""
+    s3 = gw.client()
+    s3.put_object(Bucket="races", Key="cond", Body=b"first")
+    uid, parts = open_upload(s3, "cond", b"second" * 1000)
+
+    def complete(**conditions):
+        return status(lambda: s3.complete_multipart_upload(
+            Bucket="races", Key="cond", UploadId=uid, MultipartUpload=parts, **conditions))
+    assert complete(IfNoneMatch="*") == 412
+    assert complete(IfMatch='"0123456789abcdef0123456789abcdef"') == 412
+    assert s3.get_object(Bucket="races", Key="cond")["Body"].read() == b"first"
+    first = s3.head_object(Bucket="races", Key="cond")["ETag"]
+    assert complete(IfMatch=first) == 200
+    assert s3.get_object(Bucket="races", Key="cond")["Body"].read() == b"second" * 1000
+    deadline = time.time() + 15
+    while len(data_shards_of(gw, "cond")) != 3 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(data_shards_of(gw, "cond")) == 3
+
+    uid, parts = open_upload(s3, "cond-new", b"third")
+    assert status(lambda: s3.complete_multipart_upload(
+        Bucket="races", Key="cond-new", UploadId=uid, MultipartUpload=parts,
+        IfMatch='"0123456789abcdef0123456789abcdef"')) == 404
+    assert status(lambda: s3.complete_multipart_upload(
+        Bucket="races", Key="cond-new", UploadId=uid, MultipartUpload=parts,
+        IfNoneMatch="*")) == 200
