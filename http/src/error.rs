@@ -79,6 +79,8 @@ s3_error_codes! {
     InvalidRange => 416,
     /// The request is invalid for a reason given in the message.
     InvalidRequest => 400,
+    /// `x-amz-storage-class` names no S3 storage class.
+    InvalidStorageClass => 400,
     /// The URI is not valid (bad percent-encoding, too long, not UTF-8).
     InvalidURI => 400,
     /// CreateBucket named a region other than the gateway's.

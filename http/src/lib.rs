@@ -20,6 +20,7 @@ pub mod aws_chunked;
 pub mod checksum;
 pub mod codec;
 pub mod error;
+pub mod rfc2047;
 pub mod s3;
 pub mod sigv4;
 pub mod xml;

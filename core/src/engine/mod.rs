@@ -13,6 +13,7 @@
 //! exercised by the integration suite through real clients.
 
 pub mod budget;
+pub mod deleted_buckets;
 pub mod manifest;
 pub mod md5_lanes;
 pub mod piece;

@@ -8,7 +8,8 @@
 //!          └─ verdict against this core's index (no await between lookup and verdict):
 //!               referenced by the object, one of its parts, an upload's part,
 //!               or (part index) the object's current version  ─► keep, forget
-//!               bucket unknown to the metadata                 ─► keep, warn once
+//!               bucket unknown to the metadata, and not deleted
+//!               here after the shard was written (deleted_buckets) ─► keep, warn once
 //!               else written < grace ago                       ─► keep
 //!               else first seen unreferenced ≥ grace ago       ─► delete at the site
 //!               else                                           ─► remember when first seen
@@ -16,7 +17,9 @@
 //!
 //! A shard of a bucket the metadata does not know is never deleted: that is how every shard
 //! looks to a gateway started on an empty data directory before `tessera recover` ran, and
-//! deleting them would turn a lost disk into lost data.
+//! deleting them would turn a lost disk into lost data. The exception is a bucket this data
+//! directory deleted after the shard was written ([`super::deleted_buckets`]): its leftovers
+//! are judged like any unreferenced shard.
 //!
 //! Two conditions guard a young write: the manifest's write time and the first sighting must
 //! both be a grace period old. The second covers a PUT whose body streamed for longer than the
@@ -44,6 +47,7 @@
 //! [`pass_interval`]).
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -85,12 +89,14 @@ pub enum Verdict {
     Young,
     /// Unreferenced and old enough: a candidate for deletion.
     Orphan,
-    /// Its bucket is unknown to the metadata: kept, because this is what every shard looks
-    /// like to a gateway started on an empty data directory before `tessera recover` ran.
+    /// Its bucket is unknown to the metadata (and was not deleted here after the shard was
+    /// written): kept, because this is what every shard looks like to a gateway started on
+    /// an empty data directory before `tessera recover` ran.
     UnknownBucket,
 }
 
-/// Whether shard `backend_id` (with `manifest`) is referenced by this core's `index`.
+/// Whether shard `backend_id` (with `manifest`) is referenced by this core's `index`;
+/// `bucket_deleted_ms` is when this data directory last deleted the shard's bucket, if ever.
 #[must_use]
 pub fn verdict(
     index: &Index,
@@ -98,6 +104,7 @@ pub fn verdict(
     backend_id: &BackendId,
     now_ms: u64,
     grace_ms: u64,
+    bucket_deleted_ms: Option<u64>,
 ) -> Verdict {
     let (bucket, key) = (manifest.bucket.as_str(), manifest.key.as_str());
     let holds = |shards: &[tessera_meta::Shard]| shards.iter().any(|s| s.backend_id == *backend_id);
@@ -114,7 +121,8 @@ pub fn verdict(
             .take_while(|u| u.upload.key == key)
             .any(|u| u.parts.values().any(|p| holds(&p.shards)))
     };
-    if index.bucket(bucket).is_none() {
+    let left_by_a_deletion = bucket_deleted_ms.is_some_and(|deleted| manifest.mtime_ms <= deleted);
+    if index.bucket(bucket).is_none() && !left_by_a_deletion {
         Verdict::UnknownBucket
     } else if by_object || (manifest.part_number > 0 && by_upload()) {
         Verdict::Referenced
@@ -145,6 +153,10 @@ pub struct Scrub {
     index_suspects: HashSet<(SiteId, u64)>,
     /// Part-index copies written since start.
     pub index_copies_written: u64,
+    /// Where the record of deleted buckets is (`None`: no bucket counts as deleted).
+    pub data_dir: Option<PathBuf>,
+    /// The deleted buckets and when, as loaded at the start of this pass.
+    deleted_buckets: HashMap<String, u64>,
 }
 
 /// What one listing of one site saw of this core's part-index copies.
@@ -218,8 +230,12 @@ pub fn missing_part_indexes<S: std::hash::BuildHasher>(
 }
 
 /// Runs forever on this core (stopped with the runtime).
-pub async fn run(engine: Rc<Engine>, meta: MetaClient, grace_ms: u64) {
-    let mut scrub = Scrub::default();
+/// `data_dir` holds the record of deleted buckets ([`super::deleted_buckets`]).
+pub async fn run(engine: Rc<Engine>, meta: MetaClient, grace_ms: u64, data_dir: PathBuf) {
+    let mut scrub = Scrub {
+        data_dir: Some(data_dir),
+        ..Scrub::default()
+    };
     loop {
         monoio::time::sleep(pass_interval(grace_ms)).await;
         scrub.pass(&engine, &meta, grace_ms).await;
@@ -230,6 +246,12 @@ impl Scrub {
     /// One pass over every site.
     pub async fn pass(&mut self, engine: &Engine, meta: &MetaClient, grace_ms: u64) {
         self.pass += 1;
+        // Blocking, like the dir sites' listing: one small file per pass.
+        self.deleted_buckets = self
+            .data_dir
+            .as_deref()
+            .map(super::deleted_buckets::load)
+            .unwrap_or_default();
         for (site_index, site) in engine.sites.iter().enumerate() {
             let Ok(site_id) = SiteId::try_from(site_index) else {
                 break;
@@ -400,11 +422,12 @@ impl Scrub {
         grace_ms: u64,
     ) -> Verdict {
         let now = super::now_ms();
+        let deleted = self.deleted_buckets.get(&manifest.bucket).copied();
         // The verdict is computed synchronously from the index: no other task runs between
         // the lookup and the decision.
         let found = meta
             .local
-            .with_index(|index| verdict(index, manifest, &id, now, grace_ms));
+            .with_index(|index| verdict(index, manifest, &id, now, grace_ms, deleted));
         if found == Verdict::UnknownBucket && !self.warned_unknown_bucket {
             self.warned_unknown_bucket = true;
             crate::runtime::log(format_args!(
@@ -433,7 +456,7 @@ impl Scrub {
         // Re-check after the awaits above: a commit may have landed since the verdict.
         let still = meta
             .local
-            .with_index(|index| verdict(index, manifest, &id, now, grace_ms));
+            .with_index(|index| verdict(index, manifest, &id, now, grace_ms, deleted));
         if still != Verdict::Orphan {
             self.suspects.remove(&(site_id, id));
             return still;
@@ -527,8 +550,33 @@ mod tests {
         let mut index = Index::new();
         // Nothing is deleted while the bucket is unknown (an empty data directory).
         assert_eq!(
-            verdict(&index, &manifest("k", 5, 0), &[1; 16], u64::MAX, 1),
+            verdict(&index, &manifest("k", 5, 0), &[1; 16], u64::MAX, 1, None),
             Verdict::UnknownBucket
+        );
+        // Unless this data directory deleted the bucket after the shard was written (the
+        // manifest's write time is 1 000): then it is an orphan like any other.
+        let deleted_at = |ms| {
+            verdict(
+                &index,
+                &manifest("k", 5, 0),
+                &[1; 16],
+                u64::MAX,
+                1,
+                Some(ms),
+            )
+        };
+        assert_eq!(deleted_at(999), Verdict::UnknownBucket);
+        assert_eq!(deleted_at(1_000), Verdict::Orphan);
+        assert_eq!(
+            verdict(
+                &index,
+                &manifest("k", 5, 0),
+                &[1; 16],
+                1_000,
+                60_000,
+                Some(5_000)
+            ),
+            Verdict::Young
         );
         index.apply(Op::PutBucket(Bucket {
             name: "b".into(),
@@ -568,7 +616,8 @@ mod tests {
             shards: vec![shard(3)],
         }));
         let late = 1_000 + 60_000;
-        let judge = |m: &Manifest, id: u8, now: u64| verdict(&index, m, &[id; 16], now, 60_000);
+        let judge =
+            |m: &Manifest, id: u8, now: u64| verdict(&index, m, &[id; 16], now, 60_000, None);
         assert_eq!(judge(&manifest("k", 5, 0), 1, late), Verdict::Referenced);
         assert_eq!(judge(&manifest("mp", 4, 1), 2, late), Verdict::Referenced);
         assert_eq!(judge(&manifest("up", 4, 1), 3, late), Verdict::Referenced);

@@ -238,5 +238,14 @@ pub async fn delete(ctx: &CoreCtx, name: &str) -> Result<Response, S3Error> {
         },
     )
     .await?;
+    // Lets the scrub collect the shards nobody references that the bucket leaves behind.
+    // Blocking: one small append per DeleteBucket. A failure only leaves them in place.
+    let data_dir = &ctx.shared.config.server.data_dir;
+    let now = crate::engine::now_ms();
+    if let Err(e) = crate::engine::deleted_buckets::record(data_dir, name, now) {
+        crate::runtime::log(format_args!(
+            "recording the deletion of bucket {name}: {e}; its orphaned shards stay"
+        ));
+    }
     Ok(Response::empty(204))
 }

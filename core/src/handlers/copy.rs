@@ -212,6 +212,7 @@ pub async fn copy_object(
     source: &CopySource,
 ) -> Result<Response, S3Error> {
     let destination = bucket::require(ctx, bucket_name)?;
+    super::unsupported::check(head.headers())?;
     let directive = metadata_directive(head.header("x-amz-metadata-directive"))?;
     let object = open_source(ctx, head, source).await?;
     if source.bucket == bucket_name && source.key == key && directive == MetadataDirective::Copy {

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod list;
 pub mod multipart;
 pub mod object;
+pub mod unsupported;
 
 use tessera_http::{S3Error, S3ErrorCode};
 use tessera_meta::{MetaError, MetaResponse};

@@ -123,6 +123,7 @@ pub async fn create(
     key: &str,
 ) -> Result<Response, S3Error> {
     let record = bucket::require(ctx, bucket_name)?;
+    super::unsupported::check(head.headers())?;
     let requested = checksum::requested(head)?;
     let upload_id = new_upload_id(crate::engine::now_ms(), &crate::engine::random_id()?);
     let mut pairs = user_metadata(head)?;

@@ -227,9 +227,10 @@ pub fn user_metadata(head: &RequestHead) -> Result<Vec<MetaPair>, S3Error> {
                 .get(..11)
                 .filter(|p| p.eq_ignore_ascii_case("x-amz-meta-"))
                 .map(|_| &name[11..])?;
+            // Stored decoded: a value sent as RFC 2047 encoded words is the text they encode.
             Some(MetaPair {
                 name: suffix.to_ascii_lowercase(),
-                value: value.to_owned(),
+                value: tessera_http::rfc2047::decode(value).into_owned(),
             })
         })
         .collect();
@@ -390,6 +391,7 @@ pub async fn put(
     key: &str,
 ) -> Result<Response, S3Error> {
     let bucket = bucket::require(ctx, bucket_name)?;
+    super::unsupported::check(head.headers())?;
     let headers = content_headers(head);
     let user_metadata = user_metadata(head)?;
     let if_none_match = head.header("if-none-match");
@@ -634,9 +636,11 @@ fn describe(
     );
     response.head.header("Accept-Ranges", "bytes");
     for pair in &object.user_metadata {
+        // Field values are ASCII: others go out as an RFC 2047 encoded word, as S3 does.
+        let value = tessera_http::rfc2047::encode(&pair.value).into_owned();
         response
             .head
-            .header(format!("x-amz-meta-{}", pair.name), pair.value.clone());
+            .header(format!("x-amz-meta-{}", pair.name), value);
     }
     // A stored checksum covers the whole object (or, with `partNumber`, one part of a
     // multipart object): S3 returns none for other ranges.

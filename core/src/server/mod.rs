@@ -134,6 +134,7 @@ pub async fn run_core(
         Rc::clone(&engine),
         meta.clone(),
         shared.config.engine.orphan_grace_ms,
+        shared.config.server.data_dir.clone(),
     ));
     monoio::spawn(crate::handlers::multipart::run_reaper(
         meta.clone(),

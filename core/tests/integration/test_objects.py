@@ -394,3 +394,59 @@ def test_corrupt_shard_is_repaired_after_a_read():
         assert s3.get_object(Bucket="heal", Key="obj")["Body"].read() == data
     finally:
         g.cleanup()
+
+
+def test_unsupported_write_features_are_refused(gw):
+    """A PUT, copy or multipart upload asking for encryption, an Object Lock retention or tags
+    is refused before anything is stored (Tessera has none of them); an invalid storage class
+    is InvalidStorageClass, a valid one is accepted."""
+    import datetime
+    s3 = gw.client()
+    s3.put_object(Bucket="objects", Key="plain-source", Body=b"x")
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    refused = [
+        (dict(ServerSideEncryption="AES256"), 501, "NotImplemented"),
+        (dict(ServerSideEncryption="aws:kms"), 501, "NotImplemented"),
+        (dict(SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32), 501, "NotImplemented"),
+        (dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later), 400, "InvalidRequest"),
+        (dict(ObjectLockLegalHoldStatus="ON"), 400, "InvalidRequest"),
+        (dict(Tagging="team=storage"), 501, "NotImplemented"),
+        (dict(StorageClass="FAST"), 400, "InvalidStorageClass"),
+    ]
+    for extra, status, code in refused:
+        calls = [
+            lambda: s3.put_object(Bucket="objects", Key="refused", Body=b"body", **extra),
+            lambda: s3.create_multipart_upload(Bucket="objects", Key="refused", **extra),
+        ]
+        if "SSECustomerKey" not in extra:
+            calls.append(lambda: s3.copy_object(
+                Bucket="objects", Key="refused", CopySource={"Bucket": "objects", "Key": "plain-source"},
+                **extra))
+        for call in calls:
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                call()
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == status, extra
+            assert code_of(e) == code, extra
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_object(Bucket="objects", Key="refused")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert s3.list_multipart_uploads(Bucket="objects", Prefix="refused").get("Uploads", []) == []
+    s3.put_object(Bucket="objects", Key="infrequent", Body=b"ia", StorageClass="STANDARD_IA")
+    assert s3.get_object(Bucket="objects", Key="infrequent")["Body"].read() == b"ia"
+
+
+def test_metadata_in_rfc_2047_words(gw):
+    """A metadata value sent as RFC 2047 encoded words is stored as the text they encode and
+    returned, like every value with characters outside ASCII, as one UTF-8 base64 word; ASCII
+    values are returned as sent."""
+    import email.header
+    s3 = gw.client()
+    s3.put_object(Bucket="objects", Key="words", Body=b"x",
+                  Metadata={"q": "=?UTF-8?Q?Mini=C3=B6_caf=C3=A9?=", "plain": "a=?b",
+                            "two": "=?ISO-8859-1?Q?J=F8rn?= =?UTF-8?B?8J+Zgg==?="})
+    meta = s3.head_object(Bucket="objects", Key="words")["Metadata"]
+    assert meta["plain"] == "a=?b"
+    assert meta["q"] == "=?UTF-8?B?TWluacO2IGNhZsOp?=", meta
+    for name, text in [("q", "Miniö café"), ("two", "Jørn🙂")]:
+        ((raw, charset),) = email.header.decode_header(meta[name])
+        assert raw.decode(charset) == text

@@ -282,3 +282,35 @@ def test_sigkill_during_puts_then_restart(tmp_path):
             assert sha(s3.get_object(Bucket="crash", Key=key)["Body"].read()) == sha(body), key
     finally:
         gw.cleanup()
+
+
+def test_orphans_of_a_deleted_bucket_are_collected(tmp_path):
+    """Shards nobody references (here: copies of an object's shards under fresh backend ids,
+    as a write the gateway was killed in leaves them) outlive the object and its bucket; the
+    scrub still collects them once the bucket is deleted, instead of keeping them as shards of
+    an unknown bucket forever. The referenced shards of another bucket stay."""
+    root = str(tmp_path / "disks")
+    gw = Gateway(config_text=config_text(root), extra_args=["--cores", str(CORES)])
+    try:
+        s3 = gw.client()
+        s3.create_bucket(Bucket="gone")
+        s3.create_bucket(Bucket="stays")
+        s3.put_object(Bucket="stays", Key="k", Body=os.urandom(4000))
+        kept = shard_files(root)
+        s3.put_object(Bucket="gone", Key="k", Body=os.urandom(5000))
+        strays = set()
+        for path in shard_files(root) - kept:
+            new_id = os.urandom(16).hex()
+            site = os.path.dirname(os.path.dirname(path))
+            os.makedirs(os.path.join(site, new_id[:2]), exist_ok=True)
+            stray = os.path.join(site, new_id[:2], new_id)
+            shutil.copyfile(path, stray)
+            strays.add(stray)
+        assert len(strays) == 3
+        s3.delete_object(Bucket="gone", Key="k")
+        s3.delete_bucket(Bucket="gone")
+        wait_for(lambda: not (strays & shard_files(root)), 60,
+                 "the scrub to collect the deleted bucket's orphans")
+        assert shard_files(root) == kept
+    finally:
+        gw.cleanup()

@@ -1,0 +1,87 @@
+//! The buckets deleted through this data directory, and when: what lets the scrub collect the
+//! shards of a bucket the metadata no longer knows.
+//!
+//! DeleteBucket needs the bucket empty, but shards nobody references can outlive it: a write
+//! the gateway was killed in, the part index of a completion that lost its condition. While
+//! the bucket exists, the scrub collects them after the grace period. Once it is gone, the
+//! scrub cannot tell them from the shards a gateway on an empty data directory sees before
+//! `tessera recover` ran, which it must keep. This file tells the two apart: a shard of a
+//! bucket listed here, written before that deletion, is an orphan.
+//!
+//! One line per deletion, `<milliseconds since the epoch> <bucket name>`, appended and
+//! fsynced after the deletion commits (a crash in between keeps the orphans: the safe side).
+//! It lives beside the metadata, so a lost data directory loses both together. It is not part
+//! of the metadata log: the log's record format is frozen.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+
+/// The file's name in the data directory.
+pub const FILE: &str = "deleted-buckets";
+
+/// Appends the deletion of `name` at `when_ms` and makes it durable.
+pub fn record(data_dir: &Path, name: &str, when_ms: u64) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join(FILE))?;
+    file.write_all(format!("{when_ms} {name}\n").as_bytes())?;
+    file.sync_all()
+}
+
+/// The last deletion time of every bucket named in `text`; lines that do not parse (a torn
+/// last line) are skipped.
+#[must_use]
+pub fn parse(text: &str) -> HashMap<String, u64> {
+    let mut deleted = HashMap::new();
+    for line in text.lines() {
+        let Some((when, name)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(when) = when.parse::<u64>() else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let last = deleted.entry(name.to_owned()).or_insert(when);
+        *last = (*last).max(when);
+    }
+    deleted
+}
+
+/// The deletions recorded in `data_dir` (none when the file is missing or unreadable).
+#[must_use]
+pub fn load(data_dir: &Path) -> HashMap<String, u64> {
+    std::fs::read_to_string(data_dir.join(FILE))
+        .map(|text| parse(&text))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_deletion_of_each_bucket_counts() {
+        let deleted =
+            parse("100 photos\n250 logs\n300 photos\n200 photos\nbad line\n12x a\n7 \n40");
+        assert_eq!(deleted.len(), 2);
+        assert_eq!(deleted["photos"], 300);
+        assert_eq!(deleted["logs"], 250);
+    }
+
+    #[test]
+    fn records_append_and_load_back() {
+        let dir = std::env::temp_dir().join(format!("tessera-deleted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(load(&dir).is_empty());
+        record(&dir, "a", 5).unwrap();
+        record(&dir, "b", 6).unwrap();
+        record(&dir, "a", 9).unwrap();
+        let deleted = load(&dir);
+        assert_eq!((deleted["a"], deleted["b"]), (9, 6));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
