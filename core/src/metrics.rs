@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Counters of one core.
 #[derive(Debug, Default)]
@@ -32,12 +33,56 @@ pub struct CoreMetrics {
     pub md5_jobs: AtomicU64,
     /// Stripe chunks hashed in SIMD lanes rather than one stream at a time.
     pub md5_chunks_in_lanes: AtomicU64,
+    /// Shards the repair worker re-created.
+    pub shards_repaired: AtomicU64,
+    /// Repair attempts that failed (the entry stays queued and is retried).
+    pub repair_failures: AtomicU64,
+    /// Entries in the core's repair queue, as of the worker's last step.
+    pub repair_queue: AtomicU64,
+    /// Shards the purge worker deleted at their sites (or found gone).
+    pub shards_purged: AtomicU64,
+    /// Entries in the core's purge queue, as of the worker's last step.
+    pub purge_queue: AtomicU64,
+    /// Orphaned shards the scrub deleted.
+    pub orphans_deleted: AtomicU64,
+    /// Part-index copies the scrub wrote to sites that lacked them.
+    pub part_index_copies_written: AtomicU64,
+}
+
+/// One core's metrics slot, held by that core's background workers (which serve no request
+/// and so have no request context).
+#[derive(Debug, Clone)]
+pub struct Slot {
+    all: Arc<[CoreMetrics]>,
+    core: usize,
+}
+
+impl Slot {
+    /// Core `core`'s slot of `all`.
+    #[must_use]
+    pub fn new(all: Arc<[CoreMetrics]>, core: usize) -> Self {
+        assert!(core < all.len());
+        Slot { all, core }
+    }
+}
+
+impl std::ops::Deref for Slot {
+    type Target = CoreMetrics;
+
+    fn deref(&self) -> &CoreMetrics {
+        &self.all[self.core]
+    }
 }
 
 impl CoreMetrics {
     /// Adds `n` to `counter` (single writer per core).
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets gauge `gauge` to `value`.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     /// Subtracts `n` from `counter`.
@@ -69,7 +114,7 @@ impl CoreMetrics {
 pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
     type Field = fn(&CoreMetrics) -> &AtomicU64;
     let mut out = String::new();
-    let series: [(&str, &str, Field); 11] = [
+    let series: [(&str, &str, Field); 18] = [
         ("tessera_connections_accepted_total", "counter", |m| {
             &m.connections_accepted
         }),
@@ -90,6 +135,23 @@ pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
         ("tessera_md5_jobs_total", "counter", |m| &m.md5_jobs),
         ("tessera_md5_chunks_in_lanes_total", "counter", |m| {
             &m.md5_chunks_in_lanes
+        }),
+        ("tessera_shards_repaired_total", "counter", |m| {
+            &m.shards_repaired
+        }),
+        ("tessera_repair_failures_total", "counter", |m| {
+            &m.repair_failures
+        }),
+        ("tessera_repair_queue_entries", "gauge", |m| &m.repair_queue),
+        ("tessera_shards_purged_total", "counter", |m| {
+            &m.shards_purged
+        }),
+        ("tessera_purge_queue_entries", "gauge", |m| &m.purge_queue),
+        ("tessera_orphans_deleted_total", "counter", |m| {
+            &m.orphans_deleted
+        }),
+        ("tessera_part_index_copies_written_total", "counter", |m| {
+            &m.part_index_copies_written
         }),
     ];
     for (name, kind, field) in series {
@@ -122,5 +184,12 @@ mod tests {
         );
         assert!(text.contains("tessera_responses_4xx_total{core=\"1\"} 1"));
         assert!(text.contains("tessera_requests_total{core=\"0\"} 0"));
+        let slot = Slot::new(Arc::from(cores), 1);
+        CoreMetrics::add(&slot.shards_repaired, 3);
+        CoreMetrics::set(&slot.repair_queue, 7);
+        let text = render_prometheus(&slot.all);
+        assert!(text.contains("tessera_shards_repaired_total{core=\"1\"} 3"));
+        assert!(text.contains("tessera_repair_queue_entries{core=\"1\"} 7"));
+        assert!(text.contains("# TYPE tessera_repair_queue_entries gauge"));
     }
 }

@@ -36,7 +36,7 @@ pub struct Shared {
     /// Accepted access keys.
     pub keyring: Keyring,
     /// One metrics slot per core.
-    pub metrics: Box<[CoreMetrics]>,
+    pub metrics: std::sync::Arc<[CoreMetrics]>,
     /// Set once on SIGINT/SIGTERM; never cleared.
     pub shutting_down: AtomicBool,
 }

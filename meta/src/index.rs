@@ -61,6 +61,8 @@ pub struct Index {
     buckets: BTreeMap<String, BucketState>,
     queues: BTreeMap<(QueueKind, u64), QueueEntry>,
     queue_id_max: u64,
+    /// Entries in `queues` per kind ([`QueueKind`] as index).
+    queue_lens: [usize; 2],
 }
 
 impl Index {
@@ -158,10 +160,15 @@ impl Index {
             }
             Op::PutQueue(entry) => {
                 self.queue_id_max = self.queue_id_max.max(entry.id);
-                self.queues.insert((entry.kind, entry.id), entry);
+                let kind = entry.kind;
+                if self.queues.insert((kind, entry.id), entry).is_none() {
+                    self.queue_lens[kind as usize] += 1;
+                }
             }
             Op::DeleteQueue { kind, id } => {
-                self.queues.remove(&(kind, id));
+                if self.queues.remove(&(kind, id)).is_some() {
+                    self.queue_lens[kind as usize] -= 1;
+                }
             }
             Op::SnapshotEnd { queue_id_max, .. } => {
                 self.queue_id_max = self.queue_id_max.max(queue_id_max);
@@ -266,6 +273,12 @@ impl Index {
         self.queues
             .range((kind, after_id.saturating_add(1))..=(kind, u64::MAX))
             .map(|(_, e)| e)
+    }
+
+    /// Entries queued of one kind.
+    #[must_use]
+    pub fn queue_len(&self, kind: QueueKind) -> usize {
+        self.queue_lens[kind as usize]
     }
 
     /// The largest queue id ever applied (ids are never reused).
@@ -449,5 +462,15 @@ mod tests {
         assert_eq!(ids, [5]);
         assert_eq!(index.queue(QueueKind::Repair, 0).count(), 0);
         assert_eq!(index.queue_id_max(), 9);
+        // Counted per kind; a replayed put or delete of the same id counts once.
+        assert_eq!(index.queue_len(QueueKind::Purge), 2);
+        assert_eq!(index.queue_len(QueueKind::Repair), 0);
+        index.apply(Op::DeleteQueue {
+            kind: QueueKind::Purge,
+            id: 9,
+        });
+        let again = index.queue(QueueKind::Purge, 0).next().cloned().unwrap();
+        index.apply(Op::PutQueue(again));
+        assert_eq!(index.queue_len(QueueKind::Purge), 2);
     }
 }

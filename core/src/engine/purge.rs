@@ -24,6 +24,7 @@ use futures_util::future::join_all;
 use tessera_meta::{FileStorage, MetaStore, Op, QueueEntry, QueueKind};
 
 use super::{backend_key, Engine};
+use crate::metrics::{CoreMetrics, Slot};
 use crate::site::{SiteError, DELETE_BATCH_MAX};
 
 /// Entries handled per step: one `DeleteObjects` request per site, at most the S3 batch limit
@@ -37,10 +38,10 @@ pub const PURGE_IDLE: Duration = Duration::from_millis(500);
 ///
 /// The pages walk the queue in id order and start over at its end, so entries of a site that
 /// keeps failing do not hold back the entries queued behind them.
-pub async fn run(engine: Rc<Engine>, store: MetaStore<FileStorage>) {
+pub async fn run(engine: Rc<Engine>, store: MetaStore<FileStorage>, metrics: Slot) {
     let mut after_id = 0;
     loop {
-        let (progressed, last_id) = step(&engine, &store, after_id).await;
+        let (progressed, last_id) = step(&engine, &store, after_id, &metrics).await;
         after_id = last_id.unwrap_or(0);
         if !progressed && after_id == 0 {
             monoio::time::sleep(PURGE_IDLE).await;
@@ -54,16 +55,24 @@ pub async fn step(
     engine: &Engine,
     store: &MetaStore<FileStorage>,
     after_id: u64,
+    metrics: &CoreMetrics,
 ) -> (bool, Option<u64>) {
+    let queued = store.with_index(|index| index.queue_len(QueueKind::Purge));
+    CoreMetrics::set(&metrics.purge_queue, queued as u64);
     let entries = store.queue_page(QueueKind::Purge, after_id, PURGE_BATCH_MAX);
     let last_id = (entries.len() == PURGE_BATCH_MAX)
         .then(|| entries.last().map(|entry| entry.id))
         .flatten();
-    (complete(engine, store, &entries).await, last_id)
+    (complete(engine, store, &entries, metrics).await, last_id)
 }
 
 /// Deletes the shards of `entries` and dequeues those that are gone; true when any was.
-async fn complete(engine: &Engine, store: &MetaStore<FileStorage>, entries: &[QueueEntry]) -> bool {
+async fn complete(
+    engine: &Engine,
+    store: &MetaStore<FileStorage>,
+    entries: &[QueueEntry],
+    metrics: &CoreMetrics,
+) -> bool {
     if entries.is_empty() {
         return false;
     }
@@ -88,7 +97,7 @@ async fn complete(engine: &Engine, store: &MetaStore<FileStorage>, entries: &[Qu
     if done.is_empty() {
         return false;
     }
-    let ops = done
+    let ops: Vec<Op> = done
         .into_iter()
         .map(|id| Op::DeleteQueue {
             kind: QueueKind::Purge,
@@ -97,7 +106,12 @@ async fn complete(engine: &Engine, store: &MetaStore<FileStorage>, entries: &[Qu
         .collect();
     // A failed commit leaves the entries queued: the next step deletes them again, which is
     // harmless (deleting a missing shard succeeds).
-    store.commit(ops).await.is_ok()
+    let count = ops.len() as u64;
+    let committed = store.commit(ops).await.is_ok();
+    if committed {
+        CoreMetrics::add(&metrics.shards_purged, count);
+    }
+    committed
 }
 
 /// Deletes the shards of `entries` (all on `site`) in one batch; returns the ids of the entries

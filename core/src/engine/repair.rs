@@ -28,7 +28,7 @@
 //! copies are not shards of the record: the scrub re-creates them (`super::scrub`).
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tessera_ec::Layout;
 use tessera_http::S3Error;
@@ -41,6 +41,7 @@ use super::settle::Settle;
 use super::{backend_key, internal, unavailable, Engine};
 use crate::handlers::object::{lookup, report_damage, set_shard_state};
 use crate::mesh::MetaClient;
+use crate::metrics::{CoreMetrics, Slot};
 
 /// Entries handled per step.
 pub const REPAIR_BATCH_MAX: usize = 8;
@@ -150,20 +151,75 @@ pub fn flat_shards(object: &Object) -> impl Iterator<Item = (usize, &Shard)> {
 
 /// Runs forever on this core: the sweep at start and every `SWEEP_INTERVAL`, and the queue
 /// in between.
-pub async fn run(engine: Rc<Engine>, meta: MetaClient) {
+pub async fn run(engine: Rc<Engine>, meta: MetaClient, metrics: Slot) {
     let mut sweep = super::sweep::Sweep::new(super::sweep::process_start_ms());
     let mut swept_at: Option<std::time::Instant> = None;
     let mut after_id = 0;
+    let mut failures = FailureLog::default();
     loop {
         if swept_at.is_none_or(|at| at.elapsed() >= super::sweep::SWEEP_INTERVAL) {
             sweep.sweep(&meta).await;
             swept_at = Some(std::time::Instant::now());
         }
-        let (progressed, next) = step(&engine, &meta, after_id).await;
+        let (progressed, next) = step(&engine, &meta, after_id, &mut failures, &metrics).await;
         after_id = next;
         if !progressed {
             monoio::time::sleep(REPAIR_IDLE).await;
         }
+    }
+}
+
+/// How often repeated repair failures are summed up in the log.
+pub const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Keeps a site that stays down from logging one failure per pending shard per step: the
+/// first failure after a quiet interval is logged as it happens; the next ones are counted
+/// and summed up in one line per [`FAILURE_LOG_INTERVAL`].
+#[derive(Debug, Default)]
+pub struct FailureLog {
+    /// When the failure logged in full was, while its interval lasts.
+    logged_at: Option<Instant>,
+    /// Failures since then, not logged.
+    suppressed: u64,
+    /// The last of those.
+    latest: String,
+}
+
+impl FailureLog {
+    /// Records a failure at `now`: the line to log now, if any.
+    pub fn failed(&mut self, now: Instant, message: String) -> Option<String> {
+        match self.logged_at {
+            Some(at) if now.duration_since(at) < FAILURE_LOG_INTERVAL => {
+                self.suppressed += 1;
+                self.latest = message;
+                None
+            }
+            _ => {
+                let summary = self.tick(now);
+                self.logged_at = Some(now);
+                Some(match summary {
+                    Some(summary) => format!("{summary}\n{message}"),
+                    None => message,
+                })
+            }
+        }
+    }
+
+    /// The summary of the failures not logged, once their interval is over.
+    pub fn tick(&mut self, now: Instant) -> Option<String> {
+        let at = self.logged_at?;
+        if now.duration_since(at) < FAILURE_LOG_INTERVAL {
+            return None;
+        }
+        self.logged_at = None;
+        let suppressed = std::mem::take(&mut self.suppressed);
+        (suppressed > 0).then(|| {
+            format!(
+                "{suppressed} more repair failure(s) in {} s, the last: {}",
+                FAILURE_LOG_INTERVAL.as_secs(),
+                std::mem::take(&mut self.latest)
+            )
+        })
     }
 }
 
@@ -181,21 +237,38 @@ pub fn next_after_id(batch: &[QueueEntry]) -> u64 {
 
 /// One batch of the entries after `after_id`; returns whether at least one entry left the
 /// queue, and where the next batch starts ([`next_after_id`]).
-pub async fn step(engine: &Rc<Engine>, meta: &MetaClient, after_id: u64) -> (bool, u64) {
+pub async fn step(
+    engine: &Rc<Engine>,
+    meta: &MetaClient,
+    after_id: u64,
+    failures: &mut FailureLog,
+    metrics: &CoreMetrics,
+) -> (bool, u64) {
+    let queued = meta
+        .local
+        .with_index(|index| index.queue_len(QueueKind::Repair));
+    CoreMetrics::set(&metrics.repair_queue, queued as u64);
     let entries = meta
         .local
         .queue_page(QueueKind::Repair, after_id, REPAIR_BATCH_MAX);
     let next = next_after_id(&entries);
     engine.settling.forget_old();
     let mut progressed = false;
+    if let Some(summary) = failures.tick(Instant::now()) {
+        crate::runtime::log(format_args!("{summary}"));
+    }
     for entry in entries {
-        let done = match repair(engine, meta, &entry).await {
+        let done = match repair(engine, meta, &entry, metrics).await {
             Ok(done) => done,
             Err(e) => {
-                crate::runtime::log(format_args!(
+                CoreMetrics::add(&metrics.repair_failures, 1);
+                let message = format!(
                     "repair of shard {} of {}/{}: {e}",
                     entry.shard_index, entry.bucket, entry.key
-                ));
+                );
+                if let Some(line) = failures.failed(Instant::now(), message) {
+                    crate::runtime::log(format_args!("{line}"));
+                }
                 false
             }
         };
@@ -215,6 +288,7 @@ async fn repair(
     engine: &Rc<Engine>,
     meta: &MetaClient,
     entry: &QueueEntry,
+    metrics: &CoreMetrics,
 ) -> Result<bool, S3Error> {
     // A shard its PUT left finishing in the background: wait for it, and rebuild it only if
     // that write failed.
@@ -255,7 +329,13 @@ async fn repair(
         ShardState::Durable,
     )
     .await?;
-    // Other shards this repair found missing or corrupt while reading.
+    if settled != Some(Settle::Finished(true)) {
+        CoreMetrics::add(&metrics.shards_repaired, 1);
+    }
+    // Other shards this repair found missing or corrupt while reading (the reader also asks
+    // the shard being repaired, when the others do not suffice: its damage is mended now).
+    let own = flat_index(&object, target);
+    let damaged: Vec<_> = damaged.into_iter().filter(|d| d.3 != own).collect();
     if !damaged.is_empty() {
         report_damage(meta, &damaged).await;
     }
@@ -622,6 +702,34 @@ mod tests {
         assert_eq!(next_after_id(&full), 9 + REPAIR_BATCH_MAX as u64);
         assert_eq!(next_after_id(&full[..REPAIR_BATCH_MAX - 1]), 0);
         assert_eq!(next_after_id(&[]), 0);
+    }
+
+    /// One failure is logged at once; the ones that follow within the interval are counted and
+    /// summed up once it is over (by the next failure or by a tick), then the cycle restarts.
+    #[test]
+    fn repeated_failures_are_summed_up() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut log = FailureLog::default();
+        assert_eq!(log.tick(at(0)), None);
+        assert_eq!(log.failed(at(0), "a".into()).as_deref(), Some("a"));
+        assert_eq!(log.failed(at(1), "b".into()), None);
+        assert_eq!(log.failed(at(59), "c".into()), None);
+        assert_eq!(log.tick(at(59)), None);
+        assert_eq!(
+            log.tick(at(60)).as_deref(),
+            Some("2 more repair failure(s) in 60 s, the last: c")
+        );
+        assert_eq!(log.tick(at(61)), None);
+        assert_eq!(log.failed(at(70), "d".into()).as_deref(), Some("d"));
+        assert_eq!(log.failed(at(80), "e".into()), None);
+        assert_eq!(
+            log.failed(at(131), "f".into()).as_deref(),
+            Some("1 more repair failure(s) in 60 s, the last: e\nf")
+        );
+        // Nothing suppressed: the interval ends without a summary.
+        assert_eq!(log.tick(at(200)), None);
+        assert_eq!(log.failed(at(201), "g".into()).as_deref(), Some("g"));
     }
 
     /// A sibling's footer is accepted only when it describes the same part of the same object

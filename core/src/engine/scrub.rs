@@ -57,6 +57,7 @@ use tessera_meta::{partition_of, BackendId, Index, SiteId};
 use super::manifest::Manifest;
 use super::Engine;
 use crate::mesh::MetaClient;
+use crate::metrics::{CoreMetrics, Slot};
 use crate::recover::{backend_id_of, read_manifest};
 
 /// Default grace period (config `engine.orphan_grace_ms`): one hour, far longer than any
@@ -230,8 +231,15 @@ pub fn missing_part_indexes<S: std::hash::BuildHasher>(
 }
 
 /// Runs forever on this core (stopped with the runtime).
-/// `data_dir` holds the record of deleted buckets ([`super::deleted_buckets`]).
-pub async fn run(engine: Rc<Engine>, meta: MetaClient, grace_ms: u64, data_dir: PathBuf) {
+/// `data_dir` holds the record of deleted buckets ([`super::deleted_buckets`]); the pass's
+/// counts go to `metrics` after each pass.
+pub async fn run(
+    engine: Rc<Engine>,
+    meta: MetaClient,
+    grace_ms: u64,
+    data_dir: PathBuf,
+    metrics: Slot,
+) {
     let mut scrub = Scrub {
         data_dir: Some(data_dir),
         ..Scrub::default()
@@ -239,6 +247,11 @@ pub async fn run(engine: Rc<Engine>, meta: MetaClient, grace_ms: u64, data_dir: 
     loop {
         monoio::time::sleep(pass_interval(grace_ms)).await;
         scrub.pass(&engine, &meta, grace_ms).await;
+        CoreMetrics::set(&metrics.orphans_deleted, scrub.deleted);
+        CoreMetrics::set(
+            &metrics.part_index_copies_written,
+            scrub.index_copies_written,
+        );
     }
 }
 

@@ -128,13 +128,19 @@ pub async fn run_core(
     // Validated at start-up (Config::validate), so parsing cannot fail here.
     let default_policy = crate::engine::policy::parse(&shared.config.engine.default_policy)
         .unwrap_or(crate::handlers::bucket::DEFAULT_POLICY);
-    monoio::spawn(crate::engine::purge::run(Rc::clone(&engine), store));
-    monoio::spawn(crate::engine::repair::run(Rc::clone(&engine), meta.clone()));
+    let slot = || crate::metrics::Slot::new(Arc::clone(&shared.metrics), core);
+    monoio::spawn(crate::engine::purge::run(Rc::clone(&engine), store, slot()));
+    monoio::spawn(crate::engine::repair::run(
+        Rc::clone(&engine),
+        meta.clone(),
+        slot(),
+    ));
     monoio::spawn(crate::engine::scrub::run(
         Rc::clone(&engine),
         meta.clone(),
         shared.config.engine.orphan_grace_ms,
         shared.config.server.data_dir.clone(),
+        slot(),
     ));
     monoio::spawn(crate::handlers::multipart::run_reaper(
         meta.clone(),

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import Gateway
 from shards import dir_sites_config, shard_files
+from test_http import admin_get, metric_sum
 
 CHUNK = 65536
 
@@ -72,6 +73,15 @@ def test_a_corrupt_chunk_in_every_shard_is_survived_and_repaired(tmp_path, polic
         wait_for(lambda: [read(p) for p in shards] == originals,
                  "every damaged shard to be rewritten")
         assert s3.get_object(Bucket="rot", Key="obj")["Body"].read() == data
+        # The admin endpoint counts the repairs, and the queue drains to empty.
+        def metrics():
+            status, text = admin_get(gw, "/metrics")
+            assert status == 200, text
+            return text
+        wait_for(lambda: metric_sum(metrics(), "tessera_repair_queue_entries") == 0,
+                 "the repair queue gauge to drop to 0")
+        assert metric_sum(metrics(), "tessera_shards_repaired_total") == copies
+        assert metric_sum(metrics(), "tessera_repair_failures_total") == 0
     finally:
         gw.cleanup()
 

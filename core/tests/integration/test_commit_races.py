@@ -12,6 +12,7 @@ import pytest
 
 from conftest import Gateway
 from shards import shard_files
+from test_http import admin_get, metric_sum
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,9 @@ def test_complete_conditions(gw):
     while len(data_shards_of(gw, "cond")) != 3 and time.time() < deadline:
         time.sleep(0.2)
     assert len(data_shards_of(gw, "cond")) == 3
+    # The purge of the replaced object is counted: its three shards at least.
+    code, text = admin_get(gw, "/metrics")
+    assert code == 200 and metric_sum(text, "tessera_shards_purged_total") >= 3, text
 
     uid, parts = open_upload(s3, "cond-new", b"third")
     assert status(lambda: s3.complete_multipart_upload(
