@@ -131,6 +131,16 @@ def worker(args, index, state):
             return
 
 
+def ensure_bucket(args):
+    """Creates the bucket unless it exists (200, or 409 BucketAlreadyOwnedByYou)."""
+    url = urllib.parse.urlsplit(args.endpoint)
+    with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
+        sock.sendall(signed_head(args.endpoint, "PUT", f"/{args.bucket}", {"Content-Length": "0"}))
+        status, body = read_response(sock)
+    if status not in (200, 409):
+        raise SystemExit(f"creating bucket {args.bucket}: {status} {body[:200]!r}")
+
+
 def memory_kib(pid, field):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -149,6 +159,7 @@ def main():
     parser.add_argument("--bucket", default="tessera-bench")
     args = parser.parse_args()
 
+    ensure_bucket(args)
     state = State()
     threads = [threading.Thread(target=worker, args=(args, i, state), daemon=True)
                for i in range(args.uploads)]
