@@ -24,14 +24,13 @@ use tessera_http::codec::RequestHead;
 use tessera_http::s3::router::{CopyRange, CopySource};
 use tessera_http::xml::{Checksums, CopyObjectResult, CopyPartResult, Timestamp, XmlBody as _};
 use tessera_http::{S3Error, S3ErrorCode};
-use tessera_meta::{Object, Op};
+use tessera_meta::Object;
 
 use super::object::{
-    commit_object_owned, content_headers, etag_matches, etag_text, http_algorithm, lookup,
-    object_record, queue_purge_object, queue_repair, user_metadata, Compare,
+    commit_under, content_headers, etag_matches, etag_text, http_algorithm, lookup, object_record,
+    queue_purge_object, queue_repair, user_metadata, Compare, WriteConditions,
 };
 use super::{bucket, multipart};
-use crate::engine::internal;
 use crate::engine::put::{checksum_code, PutRequest, ReaderSource, Stored};
 use crate::engine::read::ObjectReader;
 use crate::server::response::Response;
@@ -213,6 +212,10 @@ pub async fn copy_object(
 ) -> Result<Response, S3Error> {
     let destination = bucket::require(ctx, bucket_name)?;
     super::unsupported::check(head.headers())?;
+    let conditions = WriteConditions::of(head)?;
+    // The destination's conditions: checked before copying, to fail early; again with the
+    // commit.
+    conditions.expect(ctx, bucket_name, key).await?;
     let directive = metadata_directive(head.header("x-amz-metadata-directive"))?;
     let object = open_source(ctx, head, source).await?;
     if source.bucket == bucket_name && source.key == key && directive == MetadataDirective::Copy {
@@ -252,16 +255,16 @@ pub async fn copy_object(
     let copy = object_record(stored, bucket_name, key, size, headers, metadata);
     let etag = etag_text(&copy.etag);
     let mtime_ms = copy.mtime_ms;
-    // Re-checked after the copy streamed: the destination bucket may have been deleted, and
-    // another writer may have replaced the key meanwhile.
-    bucket::require(ctx, bucket_name)?;
+    // Re-checked after the copy streamed: the destination bucket may have been deleted (then
+    // the copy's shards belong to no object), and another writer may have replaced the key.
+    if let Err(e) = bucket::require(ctx, bucket_name) {
+        queue_purge_object(&ctx.meta, &copy, ctx.engine.sites.len()).await;
+        return Err(e);
+    }
     let repair_view = copy.clone();
     // The record replaced is answered by the commit itself: a PUT racing this copy is either
     // replaced (and purged) or replaces it, never left behind unpurged.
-    let replaced =
-        commit_object_owned(&ctx.meta, bucket_name, key, None, vec![Op::PutObject(copy)])
-            .await?
-            .map_err(|_| internal("an unconditional commit reported a changed key"))?;
+    let replaced = commit_under(ctx, bucket_name, key, &copy, conditions).await?;
     if let Some(previous) = replaced {
         queue_purge_object(&ctx.meta, &previous, ctx.engine.sites.len()).await;
     }

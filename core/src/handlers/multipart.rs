@@ -44,8 +44,8 @@ use tessera_meta::{
 };
 
 use super::object::{
-    check_write_conditions, commit_owned, content_headers, etag_text, lookup, object_body,
-    queue_purge, queue_purge_object, queue_repair, user_metadata, COMMIT_ATTEMPTS_MAX,
+    commit_owned, content_headers, etag_text, object_body, queue_purge, queue_purge_object,
+    queue_repair, user_metadata, WriteConditions, COMMIT_ATTEMPTS_MAX,
 };
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{PutRequest, Stored};
@@ -376,30 +376,14 @@ pub async fn complete(
         ..UploadCondition::exists(bucket_name, key, upload_id)
     };
     drop(listed);
-    let if_none_match = head.header("if-none-match");
-    let if_match = head.header("if-match");
-    if if_none_match.is_some_and(|v| v.trim() != "*") {
-        return Err(S3Error::new(
-            S3ErrorCode::NotImplemented,
-            "If-None-Match on CompleteMultipartUpload supports only *",
-        ));
-    }
-    let conditional = if_none_match.is_some() || if_match.is_some();
+    let conditions = WriteConditions::of(head)?;
     // What the key must hold for the commit: checked here to fail before the part index is
     // written, and again on the owning core with the commit itself.
     let expect = async || -> Result<ObjectExpect, S3Error> {
-        if !conditional {
-            return Ok(ObjectExpect::Any);
-        }
-        let current = lookup(&ctx.meta, bucket_name, key).await?;
-        check_write_conditions(
-            current.as_ref(),
-            if_none_match.is_some(),
-            if_match,
-            bucket_name,
-            key,
-        )?;
-        Ok(ObjectExpect::At(current.map(|o| o.version_id)))
+        Ok(match conditions.expect(ctx, bucket_name, key).await? {
+            None => ObjectExpect::Any,
+            Some(version) => ObjectExpect::At(version),
+        })
     };
     condition.object = Some(expect().await?);
     let etag = ETag {

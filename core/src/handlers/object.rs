@@ -394,24 +394,9 @@ pub async fn put(
     super::unsupported::check(head.headers())?;
     let headers = content_headers(head);
     let user_metadata = user_metadata(head)?;
-    let if_none_match = head.header("if-none-match");
-    let if_match = head.header("if-match");
-    if if_none_match.is_some_and(|v| v.trim() != "*") {
-        return Err(S3Error::new(
-            S3ErrorCode::NotImplemented,
-            "If-None-Match on PUT supports only *",
-        ));
-    }
-    if if_none_match.is_some() || if_match.is_some() {
-        let current = lookup(&ctx.meta, bucket_name, key).await?;
-        check_write_conditions(
-            current.as_ref(),
-            if_none_match.is_some(),
-            if_match,
-            bucket_name,
-            key,
-        )?;
-    }
+    let conditions = WriteConditions::of(head)?;
+    // Checked before the body is stored, to fail early; again with the commit.
+    conditions.expect(ctx, bucket_name, key).await?;
     let (body, size, checksum_algorithm) = object_body(ctx, reader, verified, integrity)?;
     let request = PutRequest {
         bucket: bucket_name,
@@ -427,42 +412,7 @@ pub async fn put(
     let checksum = stored.digest.checksum;
     let object = object_record(stored, bucket_name, key, size, headers, user_metadata);
     let etag = etag_text(&object.etag);
-    let conditional = if_none_match.is_some() || if_match.is_some();
-    let mut attempts = 0;
-    let previous = loop {
-        // Conditions are checked again here and the commit only lands if the key is still at
-        // the version checked: another writer may have won while we streamed.
-        let expect = if conditional {
-            let current = lookup(&ctx.meta, bucket_name, key).await?;
-            let checked = check_write_conditions(
-                current.as_ref(),
-                if_none_match.is_some(),
-                if_match,
-                bucket_name,
-                key,
-            );
-            if let Err(err) = checked {
-                // The shards just stored belong to no object.
-                queue_purge_object(&ctx.meta, &object, ctx.engine.sites.len()).await;
-                return Err(err);
-            }
-            Some(current.map(|o| o.version_id))
-        } else {
-            None
-        };
-        let ops = vec![Op::PutObject(object.clone())];
-        match commit_object_owned(&ctx.meta, bucket_name, key, expect, ops).await? {
-            Ok(previous) => break previous,
-            Err(_) if attempts < COMMIT_ATTEMPTS_MAX => attempts += 1,
-            Err(_) => {
-                queue_purge_object(&ctx.meta, &object, ctx.engine.sites.len()).await;
-                return Err(S3Error::new(
-                    S3ErrorCode::SlowDown,
-                    "The key kept changing under this conditional write; retry",
-                ));
-            }
-        }
-    };
+    let previous = commit_under(ctx, bucket_name, key, &object, conditions).await?;
     // Kept to queue the repair of shards that did not become durable.
     let repair_view = object;
     if let Some(previous) = previous {
@@ -476,7 +426,93 @@ pub async fn put(
     Ok(response)
 }
 
-pub(crate) fn check_write_conditions(
+/// The write conditions of a request that replaces a key's object (PutObject, CopyObject,
+/// CompleteMultipartUpload): `If-None-Match: *` (the key holds no object) and `If-Match` (it
+/// holds one with that ETag).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteConditions<'h> {
+    pub if_none_match: bool,
+    pub if_match: Option<&'h str>,
+}
+
+impl<'h> WriteConditions<'h> {
+    /// The conditions `head` names; `If-None-Match` other than `*` is NotImplemented.
+    pub fn of(head: &'h RequestHead) -> Result<Self, S3Error> {
+        let if_none_match = head.header("if-none-match");
+        if if_none_match.is_some_and(|v| v.trim() != "*") {
+            return Err(S3Error::new(
+                S3ErrorCode::NotImplemented,
+                "If-None-Match on a write supports only *",
+            ));
+        }
+        Ok(WriteConditions {
+            if_none_match: if_none_match.is_some(),
+            if_match: head.header("if-match"),
+        })
+    }
+
+    /// Checks the conditions against the key's current record: `None` when there are none (any
+    /// version may be replaced), else the version the commit must find (`Some(None)`: no
+    /// object), or the error a failed condition answers.
+    pub async fn expect(
+        &self,
+        ctx: &CoreCtx,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Option<u64>>, S3Error> {
+        if !self.if_none_match && self.if_match.is_none() {
+            return Ok(None);
+        }
+        let current = lookup(&ctx.meta, bucket, key).await?;
+        check_write_conditions(
+            current.as_ref(),
+            self.if_none_match,
+            self.if_match,
+            bucket,
+            key,
+        )?;
+        Ok(Some(current.map(|o| o.version_id)))
+    }
+}
+
+/// Commits `object` (its shards stored) as the record of its key if `conditions` hold at the
+/// commit on the key's owning core; answers the record it replaced, the one to purge. When a
+/// condition fails, or the key keeps changing under it, the object's own shards are queued for
+/// purge (they belong to no object) and the error is returned.
+pub(crate) async fn commit_under(
+    ctx: &CoreCtx,
+    bucket: &str,
+    key: &str,
+    object: &Object,
+    conditions: WriteConditions<'_>,
+) -> Result<Option<Object>, S3Error> {
+    let mut attempts = 0;
+    loop {
+        // Another writer may have won while the body streamed: checked again, and the commit
+        // lands only if the key is still at the version checked.
+        let expect = match conditions.expect(ctx, bucket, key).await {
+            Ok(expect) => expect,
+            Err(err) => {
+                queue_purge_object(&ctx.meta, object, ctx.engine.sites.len()).await;
+                return Err(err);
+            }
+        };
+        let ops = vec![Op::PutObject(object.clone())];
+        match commit_object_owned(&ctx.meta, bucket, key, expect, ops).await? {
+            Ok(previous) => return Ok(previous),
+            Err(_) if attempts < COMMIT_ATTEMPTS_MAX => attempts += 1,
+            Err(_) => {
+                queue_purge_object(&ctx.meta, object, ctx.engine.sites.len()).await;
+                return Err(S3Error::new(
+                    S3ErrorCode::SlowDown,
+                    "The key kept changing under this conditional write; retry",
+                ));
+            }
+        }
+    }
+}
+
+fn check_write_conditions(
     current: Option<&Object>,
     if_none_match_star: bool,
     if_match: Option<&str>,

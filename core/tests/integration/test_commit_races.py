@@ -102,3 +102,31 @@ def test_complete_conditions(gw):
     assert status(lambda: s3.complete_multipart_upload(
         Bucket="races", Key="cond-new", UploadId=uid, MultipartUpload=parts,
         IfNoneMatch="*")) == 200
+
+
+def test_copy_conditions(gw):
+    """CopyObject's If-None-Match: * and If-Match apply to the destination key, as on
+    PutObject: a refused copy leaves the destination as it was, and its shards are purged."""
+    s3 = gw.client()
+    s3.put_object(Bucket="races", Key="copy-src", Body=b"source" * 1000)
+    s3.put_object(Bucket="races", Key="copy-dst", Body=b"destination")
+    source = {"Bucket": "races", "Key": "copy-src"}
+
+    def copy(key, **conditions):
+        return status(lambda: s3.copy_object(Bucket="races", Key=key, CopySource=source,
+                                             **conditions))
+    assert copy("copy-dst", IfNoneMatch="*") == 412
+    assert copy("copy-dst", IfMatch='"0123456789abcdef0123456789abcdef"') == 412
+    assert copy("copy-missing", IfMatch='"0123456789abcdef0123456789abcdef"') == 404
+    assert s3.get_object(Bucket="races", Key="copy-dst")["Body"].read() == b"destination"
+    current = s3.head_object(Bucket="races", Key="copy-dst")["ETag"]
+    assert copy("copy-dst", IfMatch=current) == 200
+    assert copy("copy-new", IfNoneMatch="*") == 200
+    for key in ("copy-dst", "copy-new"):
+        assert s3.get_object(Bucket="races", Key=key)["Body"].read() == b"source" * 1000
+    # Only the surviving versions' shards are left of the destination keys.
+    deadline = time.time() + 15
+    while len(data_shards_of(gw, "copy-dst")) != 3 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(data_shards_of(gw, "copy-dst")) == 3
+    assert len(data_shards_of(gw, "copy-missing")) == 0
