@@ -47,6 +47,8 @@ pub struct CoreMetrics {
     pub orphans_deleted: AtomicU64,
     /// Part-index copies the scrub wrote to sites that lacked them.
     pub part_index_copies_written: AtomicU64,
+    /// Shards whose manifest footer did not read in the scrub's last pass (kept).
+    pub unreadable_footers: AtomicU64,
 }
 
 /// One core's metrics slot, held by that core's background workers (which serve no request
@@ -114,7 +116,7 @@ impl CoreMetrics {
 pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
     type Field = fn(&CoreMetrics) -> &AtomicU64;
     let mut out = String::new();
-    let series: [(&str, &str, Field); 18] = [
+    let series: [(&str, &str, Field); 19] = [
         ("tessera_connections_accepted_total", "counter", |m| {
             &m.connections_accepted
         }),
@@ -152,6 +154,9 @@ pub fn render_prometheus(cores: &[CoreMetrics]) -> String {
         }),
         ("tessera_part_index_copies_written_total", "counter", |m| {
             &m.part_index_copies_written
+        }),
+        ("tessera_scrub_unreadable_footers", "gauge", |m| {
+            &m.unreadable_footers
         }),
     ];
     for (name, kind, field) in series {

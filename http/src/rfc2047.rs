@@ -11,10 +11,15 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 
-/// `value` as a field value: unchanged when ASCII, else one UTF-8 `B` encoded word.
+/// `value` as a field value: unchanged when it is printable ASCII (tabs allowed), else one
+/// UTF-8 `B` encoded word (also for control characters, which a decoded word may hold and a
+/// field value may not).
 #[must_use]
 pub fn encode(value: &str) -> Cow<'_, str> {
-    if value.is_ascii() {
+    if value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
         return Cow::Borrowed(value);
     }
     let b64 = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
@@ -119,6 +124,9 @@ fn decode_q(encoded: &str) -> Option<Vec<u8>> {
             b'_' => out.push(b' '),
             b'=' => {
                 let hex = encoded.get(i + 1..i + 3)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
             }
@@ -145,9 +153,13 @@ mod tests {
     #[test]
     fn non_ascii_is_one_utf8_b_word_and_round_trips() {
         assert_eq!(encode("Miniö"), "=?UTF-8?B?TWluacO2?=");
-        for value in ["Miniö", "中文 and ascii", "🙂", "ä_=?"] {
+        for value in ["Miniö", "中文 and ascii", "🙂", "ä_=?", "a\0b", "line\nend"] {
             assert_eq!(decode(&encode(value)), value);
         }
+        // Control characters a decoded word may hold are encoded again on the way out.
+        assert_eq!(decode("=?UTF-8?B?YQBi?="), "a\0b");
+        assert_eq!(encode("a\0b"), "=?UTF-8?B?YQBi?=");
+        assert_eq!(encode("tab\tok"), "tab\tok");
     }
 
     /// The examples of RFC 2047 §8 (display forms), and whitespace between words.
@@ -178,6 +190,7 @@ mod tests {
             "=?UTF-8?B?not base64!?=",
             "=?UTF-8?X?abc?=",
             "=?UTF-8?Q?=ZZ?=",
+            "=?UTF-8?Q?=+A?=",
             "=?UTF-8?B?/w==?=", // 0xFF: not UTF-8
             "=?KOI8-R?B?abc=?=",
             "=?UTF-8?B?abc",

@@ -14,6 +14,7 @@
 //! of the metadata log: the log's record format is frozen.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -22,11 +23,25 @@ pub const FILE: &str = "deleted-buckets";
 
 /// Appends the deletion of `name` at `when_ms` and makes it durable.
 pub fn record(data_dir: &Path, name: &str, when_ms: u64) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _};
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(data_dir.join(FILE))?;
-    file.write_all(format!("{when_ms} {name}\n").as_bytes())?;
+    // A line torn by a crash mid-append is ended first, so that it cannot run into this one
+    // (and, say, lend its digits to this line's time).
+    let mut line = String::new();
+    if file.seek(std::io::SeekFrom::End(0))? > 0 {
+        let mut last = [0_u8; 1];
+        file.seek(std::io::SeekFrom::End(-1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.push('\n');
+        }
+    }
+    let _ = writeln!(line, "{when_ms} {name}");
+    file.write_all(line.as_bytes())?;
     file.sync_all()
 }
 
@@ -51,12 +66,15 @@ pub fn parse(text: &str) -> HashMap<String, u64> {
     deleted
 }
 
-/// The deletions recorded in `data_dir` (none when the file is missing or unreadable).
+/// The deletions recorded in `data_dir` (none when the file is missing or unreadable). A
+/// time after `now_ms` cannot be a deletion that happened: such a line is ignored.
 #[must_use]
-pub fn load(data_dir: &Path) -> HashMap<String, u64> {
-    std::fs::read_to_string(data_dir.join(FILE))
+pub fn load(data_dir: &Path, now_ms: u64) -> HashMap<String, u64> {
+    let mut deleted = std::fs::read_to_string(data_dir.join(FILE))
         .map(|text| parse(&text))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    deleted.retain(|_, when| *when <= now_ms);
+    deleted
 }
 
 #[cfg(test)]
@@ -76,12 +94,26 @@ mod tests {
     fn records_append_and_load_back() {
         let dir = std::env::temp_dir().join(format!("tessera-deleted-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(load(&dir).is_empty());
+        assert!(load(&dir, 100).is_empty());
         record(&dir, "a", 5).unwrap();
         record(&dir, "b", 6).unwrap();
         record(&dir, "a", 9).unwrap();
-        let deleted = load(&dir);
+        let deleted = load(&dir, 100);
         assert_eq!((deleted["a"], deleted["b"]), (9, 6));
+        // A torn last line ("1" of a time) does not merge with the next record.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(FILE))
+            .unwrap()
+            .write_all(b"1")
+            .unwrap();
+        record(&dir, "c", 7).unwrap();
+        let deleted = load(&dir, 100);
+        assert_eq!(deleted.get("c"), Some(&7));
+        // Times from the future are no deletions.
+        record(&dir, "d", 500).unwrap();
+        assert_eq!(load(&dir, 100).get("d"), None);
+        assert_eq!(load(&dir, 500).get("d"), Some(&500));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -320,7 +320,7 @@ async fn repair(
     };
     // Marked durable atomically on the owning core, only if the object was not replaced
     // meanwhile, without undoing another shard's change committed since the lookup.
-    set_shard_state(
+    let recorded = set_shard_state(
         meta,
         &entry.bucket,
         &entry.key,
@@ -329,7 +329,8 @@ async fn repair(
         ShardState::Durable,
     )
     .await?;
-    if settled != Some(Settle::Finished(true)) {
+    // Counted once the record holds it (not when the object was replaced meanwhile).
+    if recorded && settled != Some(Settle::Finished(true)) {
         CoreMetrics::add(&metrics.shards_repaired, 1);
     }
     // Other shards this repair found missing or corrupt while reading (the reader also asks

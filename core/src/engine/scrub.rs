@@ -154,6 +154,8 @@ pub struct Scrub {
     index_suspects: HashSet<(SiteId, u64)>,
     /// Part-index copies written since start.
     pub index_copies_written: u64,
+    /// Shards whose manifest footer did not read, over every site, in the last pass.
+    pub unreadable_footers: u64,
     /// Where the record of deleted buckets is (`None`: no bucket counts as deleted).
     pub data_dir: Option<PathBuf>,
     /// The deleted buckets and when, as loaded at the start of this pass.
@@ -252,6 +254,7 @@ pub async fn run(
             &metrics.part_index_copies_written,
             scrub.index_copies_written,
         );
+        CoreMetrics::set(&metrics.unreadable_footers, scrub.unreadable_footers);
     }
 }
 
@@ -259,11 +262,12 @@ impl Scrub {
     /// One pass over every site.
     pub async fn pass(&mut self, engine: &Engine, meta: &MetaClient, grace_ms: u64) {
         self.pass += 1;
+        self.unreadable_footers = 0;
         // Blocking, like the dir sites' listing: one small file per pass.
         self.deleted_buckets = self
             .data_dir
             .as_deref()
-            .map(super::deleted_buckets::load)
+            .map(|dir| super::deleted_buckets::load(dir, super::now_ms()))
             .unwrap_or_default();
         for (site_index, site) in engine.sites.iter().enumerate() {
             let Ok(site_id) = SiteId::try_from(site_index) else {
@@ -281,6 +285,9 @@ impl Scrub {
                 }
             }
             let mut census = Census::new();
+            // Shard-named keys whose footer does not read: kept (nothing says whose they
+            // are), and reported.
+            let mut unreadable = 0_u64;
             let mut continuation: Option<String> = None;
             loop {
                 // A failing site is skipped for this pass; its suspects wait for the next.
@@ -300,6 +307,13 @@ impl Scrub {
                             Ok(manifest) => manifest,
                             Err(e) => {
                                 census.complete &= read_failure_is_conclusive(&e);
+                                if matches!(
+                                    e,
+                                    crate::site::SiteError::Protocol(_)
+                                        | crate::site::SiteError::InvalidRange
+                                ) {
+                                    unreadable += 1;
+                                }
                                 continue;
                             }
                         };
@@ -318,6 +332,15 @@ impl Scrub {
                     Some(next) => continuation = Some(next),
                     None => break,
                 }
+            }
+            self.unreadable_footers += unreadable;
+            // Every core lists every site: one of them says so.
+            if unreadable > 0 && meta.core.0 == 0 {
+                crate::runtime::log(format_args!(
+                    "scrub: {unreadable} shard(s) at site {} have no readable manifest footer; \
+                     kept (they cannot be attributed to an object)",
+                    site.name()
+                ));
             }
             if census.complete {
                 self.restore_part_indexes(engine, meta, site_id, &census.seen)

@@ -45,7 +45,7 @@ use tessera_meta::{
 
 use super::object::{
     commit_owned, content_headers, etag_text, object_body, queue_purge, queue_purge_object,
-    queue_repair, user_metadata, WriteConditions, COMMIT_ATTEMPTS_MAX,
+    queue_purge_part_index, queue_repair, user_metadata, WriteConditions, COMMIT_ATTEMPTS_MAX,
 };
 use super::{answer, bucket, unexpected};
 use crate::engine::put::{PutRequest, Stored};
@@ -431,28 +431,33 @@ pub async fn complete(
     // is what it replaces (and purges), or, under a condition, makes it check again.
     let mut attempts = 0;
     let commit = loop {
-        match commit_if_upload(ctx, condition.clone(), ops.clone()).await? {
+        let refused = match commit_if_upload(ctx, condition.clone(), ops.clone()).await? {
             Ok(commit) => break commit,
-            Err(UploadMismatch::NoSuchUpload) => return Err(no_such_upload()),
-            Err(UploadMismatch::PartChanged(number)) => {
-                return Err(S3Error::new(
-                    S3ErrorCode::InvalidPart,
-                    format!(
-                        "Part {number} was uploaded again while the upload was being completed."
-                    ),
-                ))
-            }
+            Err(UploadMismatch::NoSuchUpload) => no_such_upload(),
+            Err(UploadMismatch::PartChanged(number)) => S3Error::new(
+                S3ErrorCode::InvalidPart,
+                format!("Part {number} was uploaded again while the upload was being completed."),
+            ),
             Err(UploadMismatch::ObjectChanged(_)) if attempts < COMMIT_ATTEMPTS_MAX => {
                 attempts += 1;
-                condition.object = Some(expect().await?);
+                match expect().await {
+                    Ok(expect) => {
+                        condition.object = Some(expect);
+                        continue;
+                    }
+                    Err(e) => e,
+                }
             }
-            Err(UploadMismatch::ObjectChanged(_)) => {
-                return Err(S3Error::new(
-                    S3ErrorCode::SlowDown,
-                    "The key kept changing under this conditional write; retry",
-                ))
-            }
-        }
+            Err(UploadMismatch::ObjectChanged(_)) => S3Error::new(
+                S3ErrorCode::SlowDown,
+                "The key kept changing under this conditional write; retry",
+            ),
+        };
+        // Nothing was committed: the part index written above describes no object, and left
+        // in place `tessera recover` could bring this completion back. The parts stay with
+        // the upload.
+        queue_purge_part_index(&ctx.meta, &repair_view, ctx.engine.sites.len()).await;
+        return Err(refused);
     };
     if let Some(previous) = &commit.previous {
         queue_purge_object(&ctx.meta, previous, ctx.engine.sites.len()).await;

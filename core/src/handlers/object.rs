@@ -129,6 +129,13 @@ pub async fn set_shard_state(
 /// delete of nothing).
 pub async fn queue_purge_object(meta: &MetaClient, old: &Object, sites: usize) {
     queue_purge(meta, old).await;
+    queue_purge_part_index(meta, old, sites).await;
+}
+
+/// Queues for deletion only the part-index copies of multipart object `old` at each of
+/// `sites` sites (nothing for a single-PUT object): a completion that failed after writing
+/// them leaves its parts to the upload, which is still open.
+pub async fn queue_purge_part_index(meta: &MetaClient, old: &Object, sites: usize) {
     if old.etag.parts == 0 || old.parts.is_empty() {
         return;
     }
@@ -803,7 +810,15 @@ pub async fn get(
     }
     if !is_head && bytes.end > bytes.start {
         let mut reader = ObjectReader::new(std::rc::Rc::clone(&ctx.engine), object, bytes)?;
-        reader.prefetch().await?;
+        if let Err(e) = reader.prefetch().await {
+            // Too little was readable: what the read found missing or corrupt still goes to
+            // the repair queue.
+            let damaged = reader.damaged();
+            if !damaged.is_empty() {
+                report_damage(&ctx.meta, &damaged).await;
+            }
+            return Err(e);
+        }
         response.stream = Some(reader);
     }
     Ok(response)

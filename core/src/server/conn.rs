@@ -356,13 +356,19 @@ async fn write_response(
     out.clear();
     response.head.write(body_len, !response.close, &mut out);
     if let Some(mut stream) = response.stream.take() {
-        conn.write_buf = conn.write_all_buf(out).await?;
-        if is_head {
-            return Ok(());
-        }
-        let sent = stream_body(ctx, conn, &mut stream, body_len).await;
-        // What the read found missing or corrupt is queued for repair whether or not the
-        // client stayed for the whole body.
+        let sent = match conn.write_all_buf(out).await {
+            Ok(buf) => {
+                conn.write_buf = buf;
+                if is_head {
+                    return Ok(());
+                }
+                stream_body(ctx, conn, &mut stream, body_len).await
+            }
+            Err(()) => Err(()),
+        };
+        // What the read found missing or corrupt (the prefetch read the first piece before
+        // the head was sent) is queued for repair whether or not the client stayed for the
+        // whole body.
         let damaged = stream.damaged();
         if !damaged.is_empty() {
             crate::handlers::object::report_damage(&ctx.meta, &damaged).await;

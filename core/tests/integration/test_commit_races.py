@@ -130,3 +130,34 @@ def test_copy_conditions(gw):
         time.sleep(0.2)
     assert len(data_shards_of(gw, "copy-dst")) == 3
     assert len(data_shards_of(gw, "copy-missing")) == 0
+
+
+def test_refused_completion_leaves_no_part_index(gw):
+    """A completion with If-None-Match: * racing a PUT of its key: when it loses (412), the
+    part-index copies it may already have written are purged, so `tessera recover` cannot
+    bring back an object the client was told was not created; the upload stays open."""
+    s3 = gw.client()
+    for round in range(8):
+        key = f"exclusive{round}"
+        uid, parts = open_upload(s3, key, b"u" * 100_000)
+        writers = [
+            lambda: s3.complete_multipart_upload(Bucket="races", Key=key, UploadId=uid,
+                                                 MultipartUpload=parts, IfNoneMatch="*"),
+            lambda: s3.put_object(Bucket="races", Key=key, Body=b"p" * 1000),
+        ]
+        with ThreadPoolExecutor(2) as pool:
+            completed, put = pool.map(status, writers)
+        assert put == 200
+        def index_copies():
+            return [path for path, fields in shard_files(os.path.join(gw.data_dir, "sites"))
+                    if fields["key"] == key and fields["footer_only"]]
+        if completed == 412:
+            deadline = time.time() + 15
+            while index_copies() and time.time() < deadline:
+                time.sleep(0.2)
+            assert index_copies() == [], round
+            listed = s3.list_parts(Bucket="races", Key=key, UploadId=uid)["Parts"]
+            assert [p["PartNumber"] for p in listed] == [1]
+            s3.abort_multipart_upload(Bucket="races", Key=key, UploadId=uid)
+        else:
+            assert completed == 200, completed
