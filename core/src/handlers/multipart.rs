@@ -414,7 +414,11 @@ pub async fn complete(
         parts,
     };
     // The part index lets `tessera recover` rebuild this object from the sites alone.
-    crate::recover::write_part_index(&ctx.engine, &object).await?;
+    if let Err(e) = crate::recover::write_part_index(&ctx.engine, &object).await {
+        // Copies written before the failure would describe an object that does not exist.
+        queue_purge_part_index(&ctx.meta, &object, ctx.engine.sites.len()).await;
+        return Err(e);
+    }
     // Kept to queue the repair of part shards that UploadPart wrote below full redundancy
     // (recorded `Pending` in the part; nothing repairs them while the upload is open).
     let repair_view = object.clone();

@@ -5,20 +5,14 @@ abandons early still queues the repair of what it found."""
 
 import os
 import socket
-import time
 
 import pytest
 
 from conftest import Gateway
-from shards import dir_sites_config, shard_files
+from shards import dir_sites_config, read, shard_files, wait_for
 from test_http import admin_get, metric_sum
 
 CHUNK = 65536
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def flip(path, offset):
@@ -34,15 +28,6 @@ def object_shards(root, key):
     found = [(fields["shard"], path) for path, fields in shard_files(root)
              if fields["key"] == key and not fields["footer_only"]]
     return [path for _, path in sorted(found)]
-
-
-def wait_for(condition, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("policy, copies", [(f"ec:2+1:{CHUNK}", 3), ("replica:3", 3)])
