@@ -91,6 +91,7 @@ fn decode_word(input: &str) -> Option<(String, usize)> {
         "Q" | "q" => decode_q(encoded)?,
         _ => return None,
     };
+    let taken = charset.len() + 1 + encoding.len() + 1 + end + 2;
     // RFC 2231 allows a language after `*`: `UTF-8*en`.
     let charset = charset.split('*').next().unwrap_or(charset);
     let text = if charset.eq_ignore_ascii_case("UTF-8") {
@@ -105,13 +106,7 @@ fn decode_word(input: &str) -> Option<(String, usize)> {
     } else {
         return None;
     };
-    let taken = charset_len(input) + 1 + encoding.len() + 1 + end + 2;
     Some((text, taken))
-}
-
-/// Length of the charset field (with any `*language`) at the start of `input`.
-fn charset_len(input: &str) -> usize {
-    input.find('?').unwrap_or(input.len())
 }
 
 /// The `Q` encoding: `_` is a space, `=XX` a byte in hex, other printable ASCII itself.

@@ -346,13 +346,24 @@ impl Segment {
             want = self.candidates(asked).into_iter().take(short).collect();
             if want.is_empty() {
                 let worst = (0..count).map(good_at).min().unwrap_or(0);
+                self.give_back(have);
                 return Err(unavailable(format!(
                     "only {worst} of {n} chunks of a stripe are readable; {k} are needed"
                 )));
             }
         }
-        self.reconstruct(&stripes, &mut have, needed)?;
+        if let Err(e) = self.reconstruct(&stripes, &mut have, needed) {
+            self.give_back(have);
+            return Err(e);
+        }
         Ok(have)
+    }
+
+    /// Returns the buffers of a batch that failed to the pool.
+    fn give_back(&self, have: Vec<Option<Fetched>>) {
+        for fetched in have.into_iter().flatten() {
+            self.engine.give_buffer(fetched.buffer);
+        }
     }
 
     /// Fetches the batch from a replicated object's copies: the first copy that reads, with
@@ -383,9 +394,7 @@ impl Segment {
                 return Ok(have);
             }
         }
-        if let Some(base) = base {
-            self.engine.give_buffer(base.buffer);
-        }
+        self.give_back(vec![base]);
         Err(unavailable("no copy of the object could be read"))
     }
 
@@ -399,7 +408,7 @@ impl Segment {
     ) -> Result<(), S3Error> {
         let (k, n) = (self.shape.k, self.shape.n);
         let count = (stripes.end - stripes.start) as usize;
-        for &i in &needed.iter().collect::<Vec<_>>() {
+        for i in needed.iter() {
             if have[i].is_none() {
                 have[i] = Some(Fetched::unknown(count));
             }

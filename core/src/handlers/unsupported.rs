@@ -31,29 +31,38 @@ pub const STORAGE_CLASSES: [&str; 11] = [
 
 /// Checks the headers of a PutObject, CopyObject or CreateMultipartUpload (name, value).
 pub fn check<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>) -> Result<(), S3Error> {
+    // Every write passes here: the names are compared in place, without lowercased copies.
+    let starts = |name: &str, prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
     for (name, value) in headers {
-        let name = name.to_ascii_lowercase();
-        if name.starts_with("x-amz-server-side-encryption")
-            || name.starts_with("x-amz-copy-source-server-side-encryption")
+        if !starts(name, "x-amz-") {
+            continue;
+        }
+        if starts(name, "x-amz-server-side-encryption")
+            || starts(name, "x-amz-copy-source-server-side-encryption")
         {
             return Err(S3Error::new(
                 S3ErrorCode::NotImplemented,
                 format!("Server-side encryption is not supported by this gateway ({name})"),
             ));
         }
-        if name.starts_with("x-amz-object-lock-") {
+        if starts(name, "x-amz-object-lock-") {
             return Err(S3Error::new(
                 S3ErrorCode::InvalidRequest,
                 "Bucket is missing Object Lock Configuration",
             ));
         }
-        if name == "x-amz-tagging" {
+        if name.eq_ignore_ascii_case("x-amz-tagging") {
             return Err(S3Error::new(
                 S3ErrorCode::NotImplemented,
                 "Object tagging is not supported by this gateway",
             ));
         }
-        if name == "x-amz-storage-class" && !STORAGE_CLASSES.contains(&value.trim()) {
+        if name.eq_ignore_ascii_case("x-amz-storage-class")
+            && !STORAGE_CLASSES.contains(&value.trim())
+        {
             return Err(S3Error::new(
                 S3ErrorCode::InvalidStorageClass,
                 "The storage class you specified is not valid",
